@@ -1,0 +1,15 @@
+"""DuRNN, IndRNN and Dilated RNN layers for fairseq (``--user-dir durnn_plugin``).
+
+``ops`` and ``modules`` are torch-only; ``models``, ``tasks`` and ``criterions`` register with
+fairseq when it is importable.
+"""
+from . import ops, modules  # noqa: F401
+
+try:
+    import fairseq  # noqa: F401
+except ImportError:  # layers only, e.g. on a machine without fairseq
+    pass
+else:
+    from . import cli_errors, criterions, models, tasks  # noqa: F401
+
+    cli_errors.install()

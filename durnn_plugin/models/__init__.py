@@ -1,0 +1,2 @@
+"""fairseq model registrations (imported by ``--user-dir``)."""
+from . import durnn_lm  # noqa: F401

@@ -1,0 +1,45 @@
+"""Common interface of the recurrent cells that a stack layer holds.
+
+A cell maps ``x: (T, B, D)`` and an optional state to ``y: (T, B, output_size)`` and its final
+state. A state is a tuple of tensors, each ``(1, B, C)`` for an undilated cell (``(d, B, C)``
+once wrapped by :class:`.dilated.Dilated`). ``lengths: (B,)`` marks right-padded batches: the
+returned state is the one after step ``L_b - 1`` of each sequence (the input state when
+``L_b = 0``), so padding never reaches it.
+
+Cells with hard weight constraints list their constrained values in ``constrained_weights``;
+the base class then projects the stored parameters on demand (after each optimiser update) and
+always writes the constrained values into state dicts, so every checkpoint satisfies them.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+State = Tuple[Tensor, ...]
+
+
+class RecurrentCell(nn.Module):
+    output_size: int
+    state_sizes: Tuple[int, ...]
+
+    def initial_state(self, batch: int, like: Tensor) -> State:
+        return tuple(like.new_zeros(1, batch, n) for n in self.state_sizes)
+
+    def forward(self, x: Tensor, state: Optional[State] = None,
+                lengths: Optional[Tensor] = None) -> Tuple[Tensor, State]:
+        raise NotImplementedError
+
+    def constrained_weights(self) -> Dict[str, Tensor]:
+        """Parameter name -> its value projected onto the constraint set (empty if none)."""
+        return {}
+
+    @torch.no_grad()
+    def project_constraints_(self) -> None:
+        for name, value in self.constrained_weights().items():
+            getattr(self, name).copy_(value)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if not keep_vars:
+            for name, value in self.constrained_weights().items():
+                destination[prefix + name] = value.detach()

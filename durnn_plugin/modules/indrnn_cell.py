@@ -1,0 +1,44 @@
+"""IndRNN cell (SPEC sections 1 and 4): ``h_t = relu(W x_t + b + u ⊙ h_{t-1})``.
+
+x ``(T, B, D)`` -> h ``(T, B, N)``; state ``(h,)`` with h ``(1, B, N)``. The bound
+``|u_n| <= u_bound`` (``γ^{1/T}``) is applied by clamping in every forward and by projection of
+the parameter after updates and in state dicts. Init: ``u ~ U(u_init_low, u_bound)``,
+``W ~ U(±1/sqrt(D))``, ``b = 0``.
+"""
+from typing import Dict, Optional, Tuple
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..ops import indrnn_recurrence, last_states
+from .cell_base import RecurrentCell, State
+from .constraints import clamp_abs
+
+
+def uniform_weight(rows: int, cols: int) -> nn.Parameter:
+    """``U(±1/sqrt(cols))``, torch's default for linear and recurrent layers."""
+    bound = 1.0 / math.sqrt(cols)
+    return nn.Parameter(torch.empty(rows, cols).uniform_(-bound, bound))
+
+
+class IndRNNCell(RecurrentCell):
+    def __init__(self, input_size: int, hidden_size: int, u_bound: float, u_init_low: float = 0.0):
+        super().__init__()
+        self.output_size = hidden_size
+        self.state_sizes = (hidden_size,)
+        self.u_bound = u_bound
+        self.weight = uniform_weight(hidden_size, input_size)
+        self.bias = nn.Parameter(torch.zeros(hidden_size))
+        self.u = nn.Parameter(torch.empty(hidden_size).uniform_(u_init_low, u_bound))
+
+    def forward(self, x: Tensor, state: Optional[State] = None,
+                lengths: Optional[Tensor] = None) -> Tuple[Tensor, State]:
+        (h0,) = state if state is not None else self.initial_state(x.shape[1], x)
+        a = nn.functional.linear(x, self.weight, self.bias)
+        h = indrnn_recurrence(a, clamp_abs(self.u, self.u_bound), h0)
+        return h, (last_states(h0, h, lengths),)
+
+    def constrained_weights(self) -> Dict[str, Tensor]:
+        return {"u": clamp_abs(self.u, self.u_bound)}

@@ -1,0 +1,36 @@
+"""Validation of layer options: one clear line naming the option and what is allowed."""
+from typing import Any, Iterable
+
+
+class InvalidOptionError(ValueError):
+    """An option value outside its allowed range. The message is one line:
+    ``invalid --short-rho=1.2: must be in (0, 1)``; the option is named as on the command line
+    (its Python/YAML name is the same with ``_`` for ``-``)."""
+
+    def __init__(self, name: str, value: Any, allowed: str):
+        self.option, self.value, self.allowed = name, value, allowed
+        super().__init__(f"invalid --{name.replace('_', '-')}={value}: must be {allowed}")
+
+
+def check(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise InvalidOptionError(name, value, allowed)
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    check(isinstance(value, int) and not isinstance(value, bool) and value > 0, name, value,
+          "a positive integer")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
+    choices = list(choices)
+    check(value in choices, name, value, "one of " + ", ".join(choices))
+
+
+def check_range(name: str, value: Any, lo: float, hi: float, lo_open: bool = False,
+                hi_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+    check(ok, name, value, f"in {left}{lo:g}, {hi:g}{right}")

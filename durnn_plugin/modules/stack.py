@@ -1,0 +1,127 @@
+"""The one recurrent stack behind every model (LM, encoder, decoder, classifier).
+
+Input x ``(T, B, D)``, right-padded with ``lengths (B,)`` (``None``: no padding); output
+``(T, B, N)`` (``2N`` if bidirectional) and the final states. Layer ``l`` computes::
+
+    y_l = cell_l(x_l)                  recurs over t - d_l (dilation)
+    y_l = y_l + skip_l(x_l)            residual: identity, or a projection where sizes differ
+    y_l = norm_l(y_l)                  layer / batch (over valid positions) / none
+    x_{l+1} = dropout(y_l)             one mask per sequence, shared over time; not after the last
+
+Bidirectional: a second stack runs over each sequence's valid part reversed; its output is
+reversed back and concatenated to the forward output.
+
+State: a list with one tuple per layer (forward layers, then backward layers), each tensor
+``(d_l, B, C)``: the last ``d_l`` states in time order (see :mod:`..ops.time_dilation`).
+Positions past a sequence's length change neither its valid outputs nor its final state.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .cell_base import RecurrentCell, State
+from .dilated import Dilated
+from .durnn_cell import DuRNNCell
+from .indrnn_cell import IndRNNCell
+from .norms import build_norm
+from .shared_dropout import SharedDropout
+from .stack_options import StackOptions
+from .torch_rnn_cell import TorchRNNCell
+
+
+def build_cell(opts: StackOptions, input_size: int, last: bool) -> RecurrentCell:
+    bound = opts.u_bound()
+    low = opts.u_last_eps ** (1.0 / opts.u_time_steps) if last and opts.u_last_eps > 0 else 0.0
+    if opts.cell == "durnn":
+        short, long = opts.short_and_long_sizes()
+        return DuRNNCell(input_size, short, long, bound, low, opts.short_rho, opts.short_activation,
+                         opts.selection, opts.long_input, opts.module_output)
+    if opts.cell == "indrnn":
+        return IndRNNCell(input_size, opts.hidden_size, bound, low)
+    return TorchRNNCell(opts.cell, input_size, opts.hidden_size)
+
+
+class StackLayer(nn.Module):
+    def __init__(self, opts: StackOptions, input_size: int, dilation: int, last: bool):
+        super().__init__()
+        cell = build_cell(opts, input_size, last)
+        self.cell = Dilated(cell, dilation) if dilation > 1 else cell
+        size = self.cell.output_size
+        if opts.no_residual:
+            self.skip = None
+        else:
+            self.skip = nn.Identity() if size == input_size else nn.Linear(input_size, size, bias=False)
+        self.norm = build_norm(opts.norm, size)
+        self.output_size = size
+
+    def forward(self, x: Tensor, state: Optional[State], lengths: Optional[Tensor],
+                mask: Optional[Tensor]) -> Tuple[Tensor, State]:
+        y, state = self.cell(x, state, lengths)
+        if self.skip is not None:
+            y = y + self.skip(x)
+        return self.norm(y, mask), state
+
+
+def reverse_padded(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+    """Reverse each sequence's valid part in time; padding stays where it is. x ``(T, B, ...)``."""
+    if lengths is None:
+        return x.flip(0)
+    T = x.shape[0]
+    t = torch.arange(T, device=x.device).unsqueeze(1)
+    idx = torch.where(t < lengths.unsqueeze(0), lengths.unsqueeze(0) - 1 - t, t)  # (T, B)
+    idx = idx.reshape(idx.shape + (1,) * (x.dim() - 2)).expand_as(x)
+    return x.gather(0, idx)
+
+
+class RecurrentStack(nn.Module):
+    def __init__(self, opts: StackOptions, input_size: int):
+        super().__init__()
+        opts.validate()
+        self.opts = opts
+        self.directions = nn.ModuleList(
+            [self._layers(opts, input_size) for _ in range(2 if opts.bidirectional else 1)])
+        self.dropout = SharedDropout(opts.layer_dropout)
+        self.output_size = self.directions[0][-1].output_size * len(self.directions)
+
+    @staticmethod
+    def _layers(opts: StackOptions, input_size: int) -> nn.ModuleList:
+        layers = []
+        for index, dilation in enumerate(opts.layer_dilations()):
+            layers.append(StackLayer(opts, input_size, dilation, index == opts.num_layers - 1))
+            input_size = layers[-1].output_size
+        return nn.ModuleList(layers)
+
+    def _run(self, layers: nn.ModuleList, x: Tensor, states: List[Optional[State]],
+             lengths: Optional[Tensor], mask: Optional[Tensor]) -> Tuple[Tensor, List[State]]:
+        finals = []
+        for index, (layer, state) in enumerate(zip(layers, states)):
+            if index > 0:
+                x = self.dropout(x)
+            x, state = layer(x, state, lengths, mask)
+            finals.append(state)
+        return x, finals
+
+    def forward(self, x: Tensor, lengths: Optional[Tensor] = None,
+                state: Optional[List[State]] = None) -> Tuple[Tensor, List[State]]:
+        T = x.shape[0]
+        if lengths is not None and bool((lengths >= T).all()):
+            lengths = None
+        mask = None
+        if lengths is not None:
+            mask = torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
+        L = self.opts.num_layers
+        states = list(state) if state is not None else [None] * (L * len(self.directions))
+        y, finals = self._run(self.directions[0], x, states[:L], lengths, mask)
+        if len(self.directions) == 2:
+            y_back, back = self._run(self.directions[1], reverse_padded(x, lengths), states[L:],
+                                     lengths, mask)
+            y = torch.cat([y, reverse_padded(y_back, lengths)], -1)
+            finals = finals + back
+        return y, finals
+
+    def project_constraints_(self) -> None:
+        """Project every constrained weight onto its bound (call after optimiser updates)."""
+        for module in self.modules():
+            if isinstance(module, RecurrentCell) and module is not self:
+                module.project_constraints_()

@@ -1,0 +1,99 @@
+"""Options of a recurrent stack, as a plain dataclass (no fairseq import).
+
+The fairseq model configs inherit these fields, so a field here is also a command-line flag
+(``short_rho`` <-> ``--short-rho``) and a YAML key; ``help`` metadata becomes ``--help`` text.
+:meth:`StackOptions.validate` raises :class:`.options.InvalidOptionError`, one line naming the
+option and its allowed values.
+"""
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .durnn_cell import LONG_INPUTS, MODULE_OUTPUTS, SELECTIONS, SHORT_ACTIVATIONS
+from .norms import NORMS
+from .options import check, check_choice, check_positive_int, check_range
+
+CELLS = ("durnn", "indrnn", "lstm", "gru")
+
+
+def _help(text: str):
+    return {"help": text}
+
+
+@dataclass
+class StackOptions:
+    cell: str = field(default="durnn", metadata=_help("recurrent module: " + ", ".join(CELLS)))
+    num_layers: int = field(default=2, metadata=_help("number of stacked modules L"))
+    hidden_size: int = field(default=512, metadata=_help(
+        "output width N of every module (DuRNN: N_s + N_l with concat output, N_l with long)"))
+    short_size: Optional[int] = field(default=None, metadata=_help(
+        "DuRNN short-term size N_s (default hidden_size // 4)"))
+    short_activation: str = field(default="relu", metadata=_help(
+        "DuRNN short-term activation: " + ", ".join(SHORT_ACTIVATIONS)))
+    selection: str = field(default="input+short", metadata=_help(
+        "DuRNN selection gate inputs: " + ", ".join(SELECTIONS) + " (none: g = 1)"))
+    long_input: str = field(default="selected", metadata=_help(
+        "DuRNN long-term input: " + ", ".join(LONG_INPUTS)))
+    module_output: str = field(default="concat", metadata=_help(
+        "DuRNN module output: concat ([s; h]) or long (h)"))
+    short_rho: float = field(default=0.9, metadata=_help(
+        "DuRNN bound on the largest singular value of U_s, in (0, 1)"))
+    u_gamma: float = field(default=2.0, metadata=_help(
+        "IndRNN bound |u| <= gamma^(1/T): gamma > 0 (below 1 gives a bound just under 1)"))
+    u_time_steps: int = field(default=100, metadata=_help("IndRNN nominal sequence length T"))
+    u_last_eps: float = field(default=0.0, metadata=_help(
+        "if > 0, the last layer's u starts in U(eps^(1/T), gamma^(1/T)) for long memory; "
+        "must be < gamma"))
+    norm: str = field(default="layer", metadata=_help(
+        "normalisation between modules: " + ", ".join(NORMS)))
+    no_residual: bool = field(default=False, metadata=_help(
+        "disable residual connections between modules (a projection is used where sizes differ)"))
+    bidirectional: bool = field(default=False, metadata=_help(
+        "add a second stack over the reversed valid part of each sequence (encoders)"))
+    dilations: Optional[str] = field(default=None, metadata=_help(
+        "comma-separated dilation per layer, e.g. 1,2,4 (overrides --dilation-base)"))
+    dilation_base: int = field(default=1, metadata=_help(
+        "layer l recurs over t - M^(l-1); 1 = no dilation"))
+    layer_dropout: float = field(default=0.0, metadata=_help(
+        "dropout between modules, one mask shared over time"))
+
+    def layer_dilations(self) -> List[int]:
+        if self.dilations:
+            return [int(v) for v in str(self.dilations).split(",")]
+        return [self.dilation_base ** layer for layer in range(self.num_layers)]
+
+    def short_and_long_sizes(self):
+        """(N_s, N_l) of a DuRNN module."""
+        short = self.short_size if self.short_size is not None else max(1, self.hidden_size // 4)
+        long = self.hidden_size - short if self.module_output == "concat" else self.hidden_size
+        return short, long
+
+    def u_bound(self) -> float:
+        return self.u_gamma ** (1.0 / self.u_time_steps)
+
+    def validate(self) -> None:
+        check_choice("cell", self.cell, CELLS)
+        check_positive_int("num_layers", self.num_layers)
+        check_positive_int("hidden_size", self.hidden_size)
+        check_choice("short_activation", self.short_activation, SHORT_ACTIVATIONS)
+        check_choice("selection", self.selection, SELECTIONS)
+        check_choice("long_input", self.long_input, LONG_INPUTS)
+        check_choice("module_output", self.module_output, MODULE_OUTPUTS)
+        check_choice("norm", self.norm, NORMS)
+        check_range("short_rho", self.short_rho, 0, 1, lo_open=True, hi_open=True)
+        check_range("u_gamma", self.u_gamma, 0, float("inf"), lo_open=True, hi_open=True)
+        check_positive_int("u_time_steps", self.u_time_steps)
+        check_range("u_last_eps", self.u_last_eps, 0, self.u_gamma, hi_open=True)
+        check_range("layer_dropout", self.layer_dropout, 0, 1, hi_open=True)
+        check_positive_int("dilation_base", self.dilation_base)
+        if self.cell == "durnn":
+            if self.short_size is not None:
+                check_positive_int("short_size", self.short_size)
+            check(self.module_output != "concat" or self.short_and_long_sizes()[0] < self.hidden_size,
+                  "short_size", self.short_size, f"below hidden_size ({self.hidden_size}) with "
+                  "concat output, which leaves the rest to the long-term part")
+        if self.dilations:
+            parts = str(self.dilations).split(",")
+            ok = all(p.strip().isdigit() and int(p) > 0 for p in parts)
+            check(ok, "dilations", self.dilations, "comma-separated positive integers")
+            check(len(parts) == self.num_layers, "dilations", self.dilations,
+                  f"one value per layer ({self.num_layers} layers, got {len(parts)} values)")

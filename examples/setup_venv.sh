@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create ./.venv (Python 3.11) and install the plugin with fairseq-fixed, torchaudio and pytest.
+# Idempotent: does nothing when the venv already holds an install made from the current setup.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+stamp=.venv/.durnn_installed
+want=$(sha1sum setup.py | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "import durnn_plugin, fairseq" 2>/dev/null; then
+  exit 0
+fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+pip=".venv/bin/python -m pip"
+$pip install -q --upgrade pip setuptools wheel
+# torch first: fairseq-fixed compiles extensions against the torch in the venv
+# (--no-build-isolation), and torchaudio 2.11 loads beside torch 2.14.1.
+$pip install -q torch==2.14.1 'numpy<2' cython
+$pip install -q --no-build-isolation -e '.[speech,test]'
+echo "$want" > "$stamp"

@@ -1,0 +1,22 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="durnn_plugin",
+    version="0.1.0",
+    description="Dual Recurrent Neural Networks (DuRNN), IndRNN and Dilated RNN for fairseq",
+    packages=find_packages(include=["durnn_plugin", "durnn_plugin.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.1",
+        "numpy<2",
+        "fairseq-fixed==0.12.3.1",
+        "sentencepiece",
+        "tensorboard",
+        "soundfile",
+    ],
+    extras_require={
+        "speech": ["torchaudio"],
+        "gpu": ["triton"],
+        "test": ["pytest"],
+    },
+)
