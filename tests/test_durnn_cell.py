@@ -1,0 +1,112 @@
+"""DuRNN module: equations of SPEC section 2, gradients, and its hard constraints."""
+import itertools
+
+import pytest
+import torch
+
+from durnn_plugin.modules import DuRNNCell, IndRNNCell
+from durnn_plugin.modules.constraints import spectral_norm, spectral_scale
+
+
+def by_hand(cell: DuRNNCell, x, s0, h0):
+    """A per-step loop written straight from SPEC section 2."""
+    U = cell.U_s * min(1.0, cell.short_rho / torch.linalg.svdvals(cell.U_s)[0].item())
+    u = cell.u.clamp(-cell.u_bound, cell.u_bound)
+    phi = torch.relu if cell.short_activation == "relu" else torch.tanh
+    Ns = cell.W_s.shape[0]
+    s, h, outs = s0, h0, []
+    for t in range(x.shape[0]):
+        s = phi(x[t] @ cell.W_s.T + s @ U.T + cell.b_s)
+        if cell.selection == "none":
+            g = torch.ones_like(s)
+        else:
+            pre = cell.b_g.expand_as(s)
+            if "input" in cell.selection:
+                pre = pre + x[t] @ cell.W_x[:Ns].T
+            if "short" in cell.selection:
+                pre = pre + s @ cell.V_g.T
+            g = torch.sigmoid(pre)
+        a = (g * s) @ cell.W_l.T + cell.b_l
+        if cell.long_input == "selected+input":
+            a = a + x[t] @ cell.W_x[cell.x_sizes[0]:].T
+        h = torch.relu(a + u * h)
+        outs.append(torch.cat([s, h], -1) if cell.module_output == "concat" else h)
+    return torch.stack(outs), s, h
+
+
+SWITCHES = list(itertools.product(["input+short", "short", "input", "none"],
+                                  ["selected", "selected+input"], ["concat", "long"],
+                                  ["relu", "tanh"]))
+
+
+@pytest.mark.parametrize("selection,long_input,module_output,act", SWITCHES)
+def test_cell_follows_spec(selection, long_input, module_output, act):
+    torch.manual_seed(0)
+    cell = DuRNNCell(4, 3, 5, u_bound=1.2, short_rho=0.7, short_activation=act,
+                     selection=selection, long_input=long_input, module_output=module_output)
+    with torch.no_grad():
+        cell.U_s.mul_(5.0)  # outside the bound: the forward must constrain it
+        cell.b_g.add_(0.3) if cell.b_g is not None else None
+    x = torch.randn(6, 2, 4)
+    s0, h0 = torch.rand(1, 2, 3), torch.rand(1, 2, 5)
+    y, (s, h) = cell(x, (s0, h0))
+    y_ref, s_ref, h_ref = by_hand(cell, x, s0[0], h0[0])
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s[0], s_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h[0], h_ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("selection", ["input+short", "none"])
+def test_cell_gradcheck_fp64(selection):
+    torch.manual_seed(1)
+    cell = DuRNNCell(3, 2, 3, u_bound=1.1, selection=selection,
+                     long_input="selected+input").double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    s0 = torch.rand(1, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.rand(1, 2, 3, dtype=torch.float64, requires_grad=True)
+    names = [n for n, _ in cell.named_parameters()]
+
+    def run(x, s0, h0, *weights):
+        return torch.func.functional_call(cell, dict(zip(names, weights)), (x, (s0, h0)))[0]
+
+    weights = tuple(p.detach().clone().requires_grad_() for p in cell.parameters())
+    assert torch.autograd.gradcheck(run, (x, s0, h0) + weights)
+
+
+def test_constraints_hold_after_optimiser_steps_and_in_state_dict():
+    torch.manual_seed(2)
+    cell = DuRNNCell(4, 6, 6, u_bound=1.05, short_rho=0.8)
+    opt = torch.optim.SGD(cell.parameters(), lr=0.5)
+    for _ in range(3):
+        y, _ = cell(torch.randn(8, 3, 4))
+        (-y.mean()).backward()  # pushes the recurrent weights up
+        opt.step()
+        opt.zero_grad()
+    assert spectral_norm(cell.U_s) > 0.8 + 1e-3  # the update left the bound ...
+    assert cell.u.abs().max() > 1.05
+    saved = cell.state_dict()  # ... but the state dict holds the constrained values
+    assert spectral_norm(saved["U_s"]) <= 0.8 * (1 + 1e-5)
+    assert saved["u"].abs().max() <= 1.05
+    assert spectral_norm(spectral_scale(cell.U_s, 0.8)) <= 0.8 * (1 + 1e-5)  # used in forward
+    cell.project_constraints_()
+    assert spectral_norm(cell.U_s) <= 0.8 * (1 + 1e-5)
+    assert cell.u.abs().max() <= 1.05
+    torch.testing.assert_close(cell.U_s.detach(), saved["U_s"])
+
+
+def test_projection_is_identity_inside_the_bound():
+    cell = DuRNNCell(4, 5, 5, u_bound=1.0, short_rho=0.9)
+    U, u = cell.U_s.detach().clone(), cell.u.detach().clone()
+    assert spectral_norm(U) <= 0.9 * (1 + 1e-6)
+    cell.project_constraints_()
+    torch.testing.assert_close(cell.U_s.detach(), U)
+    torch.testing.assert_close(cell.u.detach(), u)
+
+
+def test_indrnn_cell_init_and_bound():
+    torch.manual_seed(3)
+    cell = IndRNNCell(4, 1000, u_bound=2 ** (1 / 100), u_init_low=0.5 ** (1 / 100))
+    assert cell.u.min() >= 0.5 ** (1 / 100) and cell.u.max() <= 2 ** (1 / 100)
+    with torch.no_grad():
+        cell.u.mul_(3)
+    assert cell.state_dict()["u"].abs().max() <= 2 ** (1 / 100)
