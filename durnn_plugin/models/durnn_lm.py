@@ -137,9 +137,11 @@ class DuRNNLanguageModelDecoder(FairseqIncrementalDecoder):
         flat = self.get_incremental_state(incremental_state, STATE_KEY)
         if flat is None:
             return None
-        layers = sorted({int(k.split("_")[0]) for k in flat})
-        return [tuple(flat[f"{i}_{j}"] for j in range(sum(k.startswith(f"{i}_") for k in flat)))
-                for i in layers]
+        layers: Dict[int, Dict[int, Tensor]] = {}
+        for key, tensor in flat.items():
+            layer, part = map(int, key.split("_"))
+            layers.setdefault(layer, {})[part] = tensor
+        return [tuple(layers[i][j] for j in sorted(layers[i])) for i in sorted(layers)]
 
     def _set_state(self, incremental_state, state):
         flat = {f"{i}_{j}": t for i, layer in enumerate(state) for j, t in enumerate(layer)}

@@ -38,7 +38,7 @@ class StackOptions:
     short_rho: float = field(default=0.9, metadata=_help(
         "DuRNN bound on the largest singular value of U_s, in (0, 1)"))
     u_gamma: float = field(default=2.0, metadata=_help(
-        "IndRNN bound |u| <= gamma^(1/T): gamma > 0 (below 1 gives a bound just under 1)"))
+        "IndRNN bound abs(u) <= gamma^(1/T); gamma > 0 (below 1: a bound just under 1)"))
     u_time_steps: int = field(default=100, metadata=_help("IndRNN nominal sequence length T"))
     u_last_eps: float = field(default=0.0, metadata=_help(
         "if > 0, the last layer's u starts in U(eps^(1/T), gamma^(1/T)) for long memory; "
@@ -46,7 +46,8 @@ class StackOptions:
     norm: str = field(default="layer", metadata=_help(
         "normalisation between modules: " + ", ".join(NORMS)))
     no_residual: bool = field(default=False, metadata=_help(
-        "disable residual connections between modules (a projection is used where sizes differ)"))
+        "no residual connections (by default each module adds its input, through a linear "
+        "projection where sizes differ)"))
     bidirectional: bool = field(default=False, metadata=_help(
         "add a second stack over the reversed valid part of each sequence (encoders)"))
     dilations: Optional[str] = field(default=None, metadata=_help(
