@@ -1,14 +1,20 @@
-"""Recurrence primitives (torch only): references, fast paths and their dispatch."""
-from .dispatch import indrnn_recurrence, selected_backend
+"""Recurrence primitives: references, fast paths and their dispatch (triton is imported lazily)."""
+from .dispatch import BACKEND_NAMES, choose_backend, indrnn_recurrence, selected_backend
 from .indrnn_cpu import indrnn_loop
 from .indrnn_reference import indrnn_reference
+from .indrnn_scan import indrnn_scan
+from .indrnn_triton import indrnn_triton
 from .time_dilation import columns_to_state, column_lengths, dilate, last_states, undilate
 
 __all__ = [
+    "BACKEND_NAMES",
+    "choose_backend",
     "indrnn_recurrence",
     "selected_backend",
     "indrnn_loop",
     "indrnn_reference",
+    "indrnn_scan",
+    "indrnn_triton",
     "columns_to_state",
     "column_lengths",
     "dilate",

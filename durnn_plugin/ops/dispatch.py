@@ -1,9 +1,29 @@
 """Choose an IndRNN recurrence implementation per call.
 
-``DURNN_BACKEND`` selects one: ``auto`` (default), ``reference`` (the autograd loop) or ``cpu``
-(the custom-function loop, which runs on any device). ``auto`` picks the fastest path that can
-run on the tensors' device and dtype: today that is ``cpu`` everywhere. Nothing is compiled at
-import time.
+``DURNN_BACKEND`` selects one:
+
+* ``auto`` (default): the fastest path that can run on the tensors (rule below);
+* ``reference``: the autograd loop (ground truth, slow);
+* ``cpu``: the custom-function loop over time (any device);
+* ``triton``: the fused Triton kernel (CUDA tensors; CPU tensors only under ``TRITON_INTERPRET=1``);
+* ``scan``: the exact chunked parallel-in-time scan in torch (any device).
+
+``auto``, with ``C = d·B·N`` columns and ``S = ceil(T/d)`` sequential steps of the dilated view:
+
+* CUDA tensors, triton importable, dtype fp32/bf16/fp16/fp64 → ``triton``;
+* otherwise (CPU, or CUDA without triton) → ``scan`` if ``C ≤ SCAN_MAX_COLUMNS`` and
+  ``S ≥ SCAN_MIN_STEPS``, else ``cpu``.
+
+The CPU thresholds come from ``examples/benchmarks/scan_speed.py`` (fwd+bwd) on a 2-core Xeon
+VM shared with a training job: with C ≤ 512 and T ≥ 8192 the scan measured faster with 1 torch
+thread (C = 128: 4.4-4.7x, C = 512: 1.2-1.3x) and with 2 (C = 128: 1.3-3.3x, C = 512:
+1.0-1.2x); at C = 1024 it was a tie at best, and for T ≤ 4096 it lost with 2 threads (its few
+whole-tensor ops stall when the cores are shared). The scan is not chosen on CUDA when triton is
+there: that needs a GPU measurement first (the switch is one constant, ``SCAN_ON_CUDA``).
+
+A backend forced through ``DURNN_BACKEND`` that cannot run raises one line, e.g.
+``DURNN_BACKEND=triton cannot run here: tensors are on cpu and TRITON_INTERPRET is not set``.
+Nothing is compiled or imported from triton at import time.
 """
 import os
 from typing import Optional
@@ -12,24 +32,56 @@ from torch import Tensor
 
 from .indrnn_cpu import indrnn_loop
 from .indrnn_reference import indrnn_reference
+from .indrnn_scan import indrnn_scan
+from .indrnn_triton import cannot_run_reason, indrnn_triton
 
-BACKENDS = {"reference": indrnn_reference, "cpu": indrnn_loop}
+BACKENDS = {
+    "reference": indrnn_reference,
+    "cpu": indrnn_loop,
+    "triton": indrnn_triton,
+    "scan": indrnn_scan,
+}
+BACKEND_NAMES = ("auto",) + tuple(sorted(BACKENDS))
 ENV_VAR = "DURNN_BACKEND"
+
+SCAN_MAX_COLUMNS = 512  # d·B·N
+SCAN_MIN_STEPS = 8192  # ceil(T/d)
+SCAN_ON_CUDA = False  # prefer the scan over the Triton kernel under the same rule (unmeasured)
 
 
 def selected_backend() -> str:
     """The backend named by ``DURNN_BACKEND``; raises one line naming the allowed values."""
     name = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
-    if name != "auto" and name not in BACKENDS:
-        allowed = ", ".join(["auto"] + sorted(BACKENDS))
-        raise ValueError(f"{ENV_VAR}={name!r} is not a backend here; allowed: {allowed}")
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"{ENV_VAR}={name!r} is not a backend here; allowed: {', '.join(BACKEND_NAMES)}")
     return name
+
+
+def scan_pays_off(a: Tensor, dilation: int = 1) -> bool:
+    """The small-columns / long-sequence rule of ``auto``."""
+    T, B, N = a.shape
+    d = dilation
+    return d * B * N <= SCAN_MAX_COLUMNS and -(-T // d) >= SCAN_MIN_STEPS
+
+
+def choose_backend(a: Tensor, dilation: int = 1) -> str:
+    """The backend a call on ``a`` will use under the current ``DURNN_BACKEND``; raises a one-line
+    ``RuntimeError`` if a forced backend cannot run on ``a``."""
+    name = selected_backend()
+    if name == "triton":
+        reason = cannot_run_reason(a)
+        if reason is not None:
+            raise RuntimeError(f"{ENV_VAR}=triton cannot run here: {reason}")
+        return name
+    if name != "auto":
+        return name
+    small_long = scan_pays_off(a, dilation)
+    if a.device.type == "cuda" and cannot_run_reason(a) is None:
+        return "scan" if (SCAN_ON_CUDA and small_long) else "triton"
+    return "scan" if small_long else "cpu"
 
 
 def indrnn_recurrence(a: Tensor, u: Tensor, h0: Optional[Tensor] = None, dilation: int = 1) -> Tensor:
     """``h_t = relu(a_t + u ⊙ h_{t-d})`` for a ``(T, B, N)``, u ``(N,)``, h0 ``(d, B, N)`` or
     ``None`` (zeros). Returns h ``(T, B, N)``; the final state is ``last_states(h0, h, ...)``."""
-    name = selected_backend()
-    if name == "auto":
-        name = "cpu"
-    return BACKENDS[name](a, u, h0, dilation)
+    return BACKENDS[choose_backend(a, dilation)](a, u, h0, dilation)
