@@ -8,39 +8,11 @@ Each layer maps x (T, B, N) -> (T, B, N); the loss is the output's sum; times ar
 of --repeat runs after one warm-up run.
 """
 import argparse
-import platform
-import statistics
-import time
 
 import torch
+from bench_utils import fwd_bwd, header, median_seconds
 
 from durnn_plugin.modules import DuRNNCell, IndRNNCell
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def fwd_bwd_seconds(layer, x, repeat: int) -> float:
-    def once():
-        y = layer(x)[0]
-        y.sum().backward()
-
-    once()
-    times = []
-    for _ in range(repeat):
-        layer.zero_grad(set_to_none=True)
-        x.grad = None
-        start = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
@@ -62,9 +34,9 @@ def main():
         f"DuRNN (N_s={N // 4})": DuRNNCell(N, N // 4, N - N // 4, bound),
     }
     x = torch.randn(T, B, N, requires_grad=True)
-    print(f"# fwd+bwd, T={T} B={B} N={N}, fp32, CPU: {cpu_name()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    seconds = {name: fwd_bwd_seconds(layer, x, a.repeat) for name, layer in layers.items()}
+    print(f"fwd+bwd, T={T} B={B} N={N}, fp32, CPU: {header('cpu')}")
+    seconds = {name: median_seconds(fwd_bwd(lambda m=layer: m(x)[0], x, *layer.parameters()),
+                                    a.repeat) for name, layer in layers.items()}
     lstm = seconds["nn.LSTM"]
     print(f"| layer | fwd+bwd (s) | speed-up vs nn.LSTM |")
     print(f"|---|---|---|")

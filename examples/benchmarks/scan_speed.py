@@ -9,41 +9,11 @@ Inputs: a ~ N(0, 1) of shape (T, 1, B·N), u ~ U(-1, 1); the loss is h's sum. Ti
 median of --repeat runs after one warm-up run (seconds).
 """
 import argparse
-import platform
-import statistics
-import time
 
 import torch
+from bench_utils import fwd_bwd, header, median_seconds
 
 from durnn_plugin.ops import indrnn_loop, indrnn_scan
-
-
-def machine_name(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {torch.get_num_threads()} torch threads"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def seconds(fn, a, u, repeat: int, device: str) -> float:
-    def once():
-        a.grad = None
-        u.grad = None
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn(a, u).sum().backward()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    once()
-    return statistics.median(once() for _ in range(repeat))
 
 
 def main():
@@ -61,7 +31,7 @@ def main():
         from durnn_plugin.ops.indrnn_triton import indrnn_triton
 
         fns["triton"] = indrnn_triton
-    print(f"IndRNN recurrence fwd+bwd seconds on {machine_name(args.device)} (torch {torch.__version__})")
+    print(f"IndRNN recurrence fwd+bwd seconds, {header(args.device)}")
     head = f"{'B*N':>6} {'T':>7} " + " ".join(f"{k:>9}" for k in fns) + f" {'loop/scan':>9}"
     print(head)
     gen = torch.Generator().manual_seed(0)
@@ -69,7 +39,8 @@ def main():
         for T in args.T:
             a = torch.randn(T, 1, cols, generator=gen).to(args.device).requires_grad_()
             u = (torch.rand(cols, generator=gen) * 2 - 1).to(args.device).requires_grad_()
-            t = {k: seconds(f, a, u, args.repeat, args.device) for k, f in fns.items()}
+            t = {k: median_seconds(fwd_bwd(lambda f=f: f(a, u), a, u), args.repeat, args.device)
+                 for k, f in fns.items()}
             row = f"{cols:>6} {T:>7} " + " ".join(f"{t[k]:>9.4f}" for k in fns)
             print(row + f" {t['loop'] / t['scan']:>9.2f}", flush=True)
 
