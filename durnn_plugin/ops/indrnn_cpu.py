@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .time_dilation import dilate, undilate
+from .time_dilation import on_dilated_view
 
 
 class _IndRNNLoop(torch.autograd.Function):
@@ -58,9 +58,4 @@ class _IndRNNLoop(torch.autograd.Function):
 def indrnn_loop(a: Tensor, u: Tensor, h0: Optional[Tensor] = None, dilation: int = 1) -> Tensor:
     """Same contract as :func:`.indrnn_reference.indrnn_reference`: a ``(T, B, N)``, u ``(N,)``,
     h0 ``(d, B, N)`` or ``None``; returns h ``(T, B, N)``."""
-    d = dilation
-    T, B, N = a.shape
-    if h0 is None:
-        h0 = a.new_zeros(d, B, N)
-    h = _IndRNNLoop.apply(dilate(a, d), u, h0.reshape(d * B, N))
-    return undilate(h, d, T)
+    return on_dilated_view(_IndRNNLoop.apply, a, u, h0, dilation)

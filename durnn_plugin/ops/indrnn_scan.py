@@ -55,7 +55,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .time_dilation import dilate, undilate
+from .time_dilation import on_dilated_view
 
 
 #: elements of one vectorised step (``n·C``) the default chunk length aims to stay under:
@@ -213,9 +213,4 @@ def indrnn_scan(a: Tensor, u: Tensor, h0: Optional[Tensor] = None, dilation: int
     """Same contract as :func:`.indrnn_cpu.indrnn_loop`: a ``(T, B, N)``, u ``(N,)``, h0
     ``(d, B, N)`` or ``None`` (zeros); returns h ``(T, B, N)``. ``chunk`` overrides the chunk
     length K (tests use small K to get many chunks on short sequences)."""
-    d = dilation
-    T, B, N = a.shape
-    if h0 is None:
-        h0 = a.new_zeros(d, B, N)
-    h = _IndRNNScan.apply(dilate(a, d), u, h0.reshape(d * B, N), chunk)
-    return undilate(h, d, T)
+    return on_dilated_view(_IndRNNScan.apply, a, u, h0, dilation, chunk)

@@ -32,7 +32,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .time_dilation import dilate, undilate
+from .time_dilation import on_dilated_view
 
 #: Tests set this to ``float('nan')`` so that any output or gradient element a kernel fails to
 #: write shows up; ``None`` (default) leaves the buffers uninitialised (``torch.empty``).
@@ -220,9 +220,4 @@ def indrnn_triton(a: Tensor, u: Tensor, h0: Optional[Tensor] = None, dilation: i
     reason = cannot_run_reason(a)
     if reason is not None:
         raise RuntimeError(f"indrnn_triton cannot run here: {reason}")
-    d = dilation
-    T, B, N = a.shape
-    if h0 is None:
-        h0 = a.new_zeros(d, B, N)
-    h = _IndRNNTriton.apply(dilate(a, d), u, h0.reshape(d * B, N), block)
-    return undilate(h, d, T)
+    return on_dilated_view(_IndRNNTriton.apply, a, u, h0, dilation, block)

@@ -9,7 +9,7 @@ A dilated state is the last ``d`` outputs in time order, shape ``(d, B, C)``: ``
 ``h_{T-d+k}``. Column ``j`` of the view starts from ``state[j] = h_{j-d}``, which is exactly
 what time ``j`` needs, so the state maps onto the view's batch axis by a reshape.
 """
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -66,3 +66,15 @@ def last_states(h0: Tensor, h: Tensor, lengths: Optional[Tensor]) -> Tensor:
     idx = lengths.unsqueeze(0) + torch.arange(d, device=h.device).unsqueeze(1)  # (d, B)
     idx = idx.reshape(idx.shape + (1,) * (h.dim() - 2)).expand((d,) + tuple(h.shape[1:]))
     return both.gather(0, idx)
+
+
+def on_dilated_view(recur: Callable[..., Tensor], a: Tensor, u: Tensor, h0: Optional[Tensor],
+                    dilation: int, *extra) -> Tensor:
+    """Run an undilated recurrence ``recur(a', u, h0', *extra)`` (a' ``(T', C... )``, h0' the
+    per-column states ``(d·B, N)``) on the dilated view of a ``(T, B, N)`` with h0 ``(d, B, N)``
+    (zeros if ``None``), and return h ``(T, B, N)``."""
+    d = dilation
+    T, B, N = a.shape
+    if h0 is None:
+        h0 = a.new_zeros(d, B, N)
+    return undilate(recur(dilate(a, d), u, h0.reshape(d * B, N), *extra), d, T)
