@@ -11,7 +11,7 @@ because ``h_t = relu(·)``) and ``g_t`` the incoming gradient at ``h_t``::
     ∂u   = Σ_t ∂a_t ⊙ h_{t-1}
     ∂h_{-1} = u ⊙ ∂a_0
 
-Only ``h`` is saved: the mask is recomputed from it.
+Only ``h`` is saved: the mask is read from it (``h_t > 0``) by relu's own backward op.
 """
 from typing import Optional
 
@@ -39,15 +39,15 @@ class _IndRNNLoop(torch.autograd.Function):
         h, u, h0 = ctx.saved_tensors
         grad_h = grad_h.contiguous()
         grad_a = torch.empty_like(h)
-        mask = h > 0
         T = h.shape[0]
         if T == 0:
             return grad_a, torch.zeros_like(u), torch.zeros_like(h0)
-        grad_a[T - 1] = grad_h[T - 1]
-        grad_a[T - 1].mul_(mask[T - 1])
+        # relu's backward, in place: keep the gradient where h_t > 0 (one fused op per step)
+        relu_backward_ = torch.ops.aten.threshold_backward.grad_input
+        relu_backward_(grad_h[T - 1], h[T - 1], 0, grad_input=grad_a[T - 1])
         for t in range(T - 2, -1, -1):
             torch.addcmul(grad_h[t], u, grad_a[t + 1], out=grad_a[t])
-            grad_a[t].mul_(mask[t])
+            relu_backward_(grad_a[t], h[t], 0, grad_input=grad_a[t])
         grad_u = (grad_a[0] * h0).sum(0)
         if T > 1:
             grad_u += (grad_a[1:] * h[:-1]).sum((0, 1))
