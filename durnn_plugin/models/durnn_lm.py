@@ -4,7 +4,9 @@ tokens ``(B, T)`` -> embedding ``(T, B, E)`` -> stack ``(T, B, N)`` -> logits ``
 (or features for adaptive softmax). Right-padded batches are handled by lengths, so padding
 never changes the scores of real tokens. Incremental decoding keeps every layer's state in
 ``incremental_state`` (tensors ``(d, B, C)``, batch on dim 1) and feeds one token per step;
-``reorder_incremental_state`` selects beam rows with ``index_select``.
+``reorder_incremental_state`` selects beam rows with ``index_select``. Stateful truncated BPTT
+(task ``durnn_language_modeling``) passes ``carried_state``, a box whose ``state`` (``None``: zeros)
+the stack starts from and which receives the final state, detached.
 
 Named architectures: ``durnn_lm`` (the defaults below), ``indrnn_lm`` (IndRNN cells, batch norm
 over time, bound just under 1), ``dilated_durnn_lm`` (4 DuRNN layers, dilations 1, 2, 4, 8).
@@ -100,20 +102,24 @@ class DuRNNLanguageModelDecoder(FairseqIncrementalDecoder):
 
     def forward(self, prev_output_tokens: Tensor, src_lengths: Optional[Tensor] = None,
                 incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
-                features_only: bool = False, **unused):
-        x, extra = self.extract_features(prev_output_tokens, incremental_state)
+                features_only: bool = False, carried_state=None, **unused):
+        x, extra = self.extract_features(prev_output_tokens, incremental_state, carried_state)
         if not features_only:
             x = self.output_layer(x)
         return x, extra
 
     def extract_features(self, prev_output_tokens: Tensor,
                          incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
-                         **unused):
-        """tokens ``(B, T)`` -> features ``(B, T, N or E)``."""
+                         carried_state=None, **unused):
+        """tokens ``(B, T)`` -> features ``(B, T, N or E)``. ``carried_state``: an object with a
+        ``state`` attribute (per-layer tuples of ``(d, B, C)`` tensors or ``None``) to start from;
+        the final state is stored back there, detached."""
         state = None
         if incremental_state is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]
             state = self._get_state(incremental_state)
+        elif carried_state is not None:
+            state = carried_state.state
         lengths = None
         pad = prev_output_tokens.eq(self.padding_idx)
         if incremental_state is None and bool(pad.any()):
@@ -122,6 +128,8 @@ class DuRNNLanguageModelDecoder(FairseqIncrementalDecoder):
         y, state = self.stack(x, lengths, state)
         if incremental_state is not None:
             self._set_state(incremental_state, state)
+        elif carried_state is not None:
+            carried_state.state = [tuple(t.detach() for t in layer) for layer in state]
         y = self.output_dropout(y).transpose(0, 1)
         if self.project_out is not None:
             y = self.project_out(y)

@@ -1,0 +1,2 @@
+"""fairseq task registrations (imported by ``--user-dir``)."""
+from . import durnn_language_modeling  # noqa: F401

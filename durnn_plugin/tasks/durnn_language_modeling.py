@@ -1,0 +1,123 @@
+"""``durnn_language_modeling``: stateful truncated-BPTT training and evaluation of ``durnn_lm``.
+
+Reads the data of fairseq's ``language_modeling`` task (``dict.txt``, ``SPLIT.bin/.idx`` from
+``fairseq-preprocess --only-source``). Each split becomes parallel streams cut into consecutive
+segments of ``--tokens-per-sample`` tokens (:mod:`.streams`): ``--batch-size`` (``--batch-size-valid``
+for validation; without them ``max_tokens // tokens_per_sample``) streams per data-parallel
+worker, batch ``k`` = segment ``k`` of every stream, ``(B, T)`` source and target tokens.
+
+Every layer's state is carried from segment ``k`` to ``k + 1``, detached (:mod:`.state_carrier`):
+``train_step``, ``valid_step`` and the eval-lm iterator put a box into
+``sample["net_input"]["carried_state"]``, which fairseq's criterion and scorer pass on to the
+model. Training and validation keep separate carriers (validation passes over several subsets
+run one after the other, each from segment 0, so they share one); fairseq's dummy batches (the
+``ignore_grad`` replays of the first batch) get a box of their own and never touch the state.
+"""
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from omegaconf import II
+
+from fairseq import utils
+from fairseq.data import Dictionary, data_utils, iterators
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+
+from ..modules.options import check_range
+from .state_carrier import StateBox, StateCarrier
+from .streams import collate_segment, concatenate_lines, worker_segments
+
+
+@dataclass
+class DuRNNLanguageModelingConfig(FairseqDataclass):
+    data: Optional[str] = field(default=None, metadata={
+        "help": "data directory of fairseq-preprocess --only-source (dict.txt, SPLIT.bin/.idx)"})
+    tokens_per_sample: int = field(default=128, metadata={
+        "help": "segment length T: gradients are truncated after T steps, state is carried"})
+    state_reset_prob: float = field(default=0.0, metadata={
+        "help": "probability of starting a training segment from a zero state"})
+    seed: int = II("common.seed")
+
+
+@register_task("durnn_language_modeling", dataclass=DuRNNLanguageModelingConfig)
+class DuRNNLanguageModelingTask(FairseqTask):
+    def __init__(self, cfg: DuRNNLanguageModelingConfig, dictionary: Dictionary):
+        super().__init__(cfg)
+        check_range("state_reset_prob", cfg.state_reset_prob, 0, 1)
+        self.dictionary = dictionary
+        self.carriers = {"train": StateCarrier(cfg.state_reset_prob, cfg.seed),
+                         "valid": StateCarrier()}
+
+    @classmethod
+    def setup_task(cls, cfg: DuRNNLanguageModelingConfig, **kwargs):
+        path = utils.split_paths(cfg.data)[0]
+        return cls(cfg, Dictionary.load(os.path.join(path, "dict.txt")))
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        """The split's whole token stream ``(N,)``, lines in file order (see :mod:`.streams`)."""
+        paths = utils.split_paths(self.cfg.data)
+        path = os.path.join(paths[(epoch - 1) % len(paths)], split)
+        lines = data_utils.load_indexed_dataset(path, self.dictionary, combine=combine)
+        if lines is None:
+            raise FileNotFoundError(f"Dataset not found: {split} ({path})")
+        self.datasets[split] = concatenate_lines([lines[i] for i in range(len(lines))],
+                                                 self.dictionary.eos())
+
+    def dataset(self, split: str) -> torch.Tensor:
+        return self.datasets[split]
+
+    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, num_shards=1,
+                           shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, **unused):
+        """Segment batches of this worker's streams, in order: ``max_sentences`` (fairseq's
+        batch size) streams per worker, else ``max_tokens // tokens_per_sample``."""
+        T = self.cfg.tokens_per_sample
+        B = max_sentences or max(1, (max_tokens or T) // T)
+        segments = worker_segments(dataset, B, T, num_shards, shard_id)
+        return iterators.EpochBatchIterator(
+            dataset=segments, collate_fn=collate_segment,
+            batch_sampler=[[k] for k in range(len(segments))], num_workers=num_workers,
+            epoch=epoch, buffer_size=data_buffer_size, disable_shuffling=True,
+            persistent_workers=False)
+
+    def _attach(self, sample, mode: str) -> None:
+        """Put the box of ``sample``'s segment into its ``net_input`` (``mode``: train / valid)."""
+        sample["net_input"]["carried_state"] = self.carriers[mode].box_for(sample["segment"])
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if ignore_grad:  # a dummy batch: fairseq replays the first batch with zero weight
+            sample["net_input"]["carried_state"] = StateBox()
+        else:
+            self._attach(sample, "train")
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def valid_step(self, sample, model, criterion):
+        self._attach(sample, "valid")
+        return super().valid_step(sample, model, criterion)
+
+    def eval_lm_dataloader(self, dataset, max_tokens: Optional[int] = 36000,
+                           batch_size: Optional[int] = None, num_shards: int = 1,
+                           shard_id: int = 0, num_workers: int = 1, data_buffer_size: int = 10,
+                           **unused):
+        """fairseq-eval-lm's batches over the whole split, each with the state its stream
+        reached at the end of the previous segment (``--context-window`` is not needed)."""
+        itr = self.get_batch_iterator(dataset, max_tokens, batch_size, num_shards, shard_id,
+                                      num_workers, data_buffer_size=data_buffer_size)
+        batches = itr.next_epoch_itr(shuffle=False)
+        carrier = StateCarrier()
+
+        def with_state():
+            for sample in batches:
+                sample["net_input"]["carried_state"] = carrier.box_for(sample["segment"])
+                yield sample
+
+        return iterators.CountingIterator(with_state(), total=len(batches))
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary

@@ -1,0 +1,72 @@
+"""A split's token stream cut into parallel streams and consecutive segments (truncated BPTT).
+
+The split's lines (each ending with eos, as fairseq-preprocess stores them) are concatenated in
+order after one leading eos, giving a stream ``(N,)``. With ``S`` streams in all it is reshaped
+to ``(S, L)``, ``L = N // S`` (the last ``N mod S`` tokens are dropped); stream ``i`` is the
+``i``-th contiguous piece. A data-parallel worker ``r`` of ``R`` owns the whole streams
+``[r B, (r + 1) B)`` with ``B = S / R``. Its batch ``k`` holds, for every owned stream, the
+source tokens ``[k T, k T + T_k)`` and the target tokens one position later, where
+``T_k = min(T, L - 1 - k T)``: the last segment is kept even when it is shorter than ``T``.
+Row ``i`` of every batch is the same stream; nothing is shuffled or padded.
+"""
+from typing import Dict, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+
+def concatenate_lines(lines: Sequence[Tensor], eos: int) -> Tensor:
+    """lines: 1-D token tensors in order -> stream ``(N,)`` = ``[eos] + line_0 + line_1 + ...``."""
+    return torch.cat([torch.tensor([eos], dtype=torch.long)] + [line.long() for line in lines])
+
+
+def split_streams(tokens: Tensor, num_streams: int) -> Tensor:
+    """stream ``(N,)`` -> ``(S, L)``, ``L = N // S``: row ``i`` is tokens ``[i L, (i + 1) L)``."""
+    length = tokens.numel() // num_streams
+    if length < 2:
+        raise ValueError(f"{tokens.numel()} tokens are too few for {num_streams} streams "
+                         "(each stream needs at least 2 tokens)")
+    return tokens[:num_streams * length].view(num_streams, length)
+
+
+class StreamSegments(torch.utils.data.Dataset):
+    """Item ``k`` of one worker's streams ``(B, L)`` (global rows ``first_row ..``): the whole
+    batch of segment ``k``, ``(k, source (B, T_k), target (B, T_k), stream ids (B,))``."""
+
+    def __init__(self, streams: Tensor, tokens_per_sample: int, first_row: int = 0):
+        super().__init__()
+        self.streams = streams
+        self.tokens_per_sample = tokens_per_sample
+        self.ids = torch.arange(first_row, first_row + streams.shape[0])
+
+    def __len__(self) -> int:
+        return -(-(self.streams.shape[1] - 1) // self.tokens_per_sample)
+
+    def __getitem__(self, k: int) -> Tuple[int, Tensor, Tensor, Tensor]:
+        start = k * self.tokens_per_sample
+        piece = self.streams[:, start:start + self.tokens_per_sample + 1]
+        return k, piece[:, :-1], piece[:, 1:], self.ids
+
+
+def worker_segments(tokens: Tensor, streams_per_worker: int, tokens_per_sample: int,
+                    num_shards: int = 1, shard_id: int = 0) -> StreamSegments:
+    """The segments of worker ``shard_id``: its ``B`` whole streams out of ``B * num_shards``."""
+    rows = split_streams(tokens, streams_per_worker * num_shards)
+    first = shard_id * streams_per_worker
+    return StreamSegments(rows[first:first + streams_per_worker], tokens_per_sample, first)
+
+
+def collate_segment(items) -> Dict:
+    """One item (a whole segment batch, see :class:`StreamSegments`) -> a fairseq sample; its
+    ``segment`` index lets the task check that the carried state belongs to the previous one."""
+    (k, source, target, ids), = items
+    B, T = source.shape
+    return {
+        "id": ids,
+        "segment": k,
+        "nsentences": B,
+        "ntokens": B * T,
+        "net_input": {"src_tokens": source.contiguous(),
+                      "src_lengths": torch.full((B,), T, dtype=torch.long)},
+        "target": target.contiguous(),
+    }

@@ -1,0 +1,173 @@
+"""Task durnn_language_modeling: exact stream split, carried state = one long pass, resets,
+dummy batches, fairseq-train and fairseq-eval-lm."""
+import math
+
+import pytest
+import torch
+
+from fairseq import distributed_utils, options, tasks
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+from fairseq_cli import eval_lm, train
+
+from durnn_plugin.tasks.state_carrier import StateBox, StateCarrier
+from durnn_plugin.tasks.streams import split_streams
+from fairseq_runs import PLUGIN, TINY_MODEL, preprocess_lm
+
+TASK = ["--user-dir", PLUGIN, "--task", "durnn_language_modeling", "--cpu"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return preprocess_lm(tmp_path_factory.mktemp("stateful"))
+
+
+def setup(data, arch="durnn_lm", tokens_per_sample=8):
+    """task, model (eval mode, dropout on) and criterion, as fairseq-train would build them."""
+    argv = [str(data)] + TASK + ["--arch", arch, "--tokens-per-sample", str(tokens_per_sample),
+                                 "--batch-size", "3", "--dropout", "0.3"] + TINY_MODEL
+    cfg = convert_namespace_to_omegaconf(
+        options.parse_args_and_arch(options.get_training_parser(), argv))
+    task = tasks.setup_task(cfg.task)
+    torch.manual_seed(0)
+    model = task.build_model(cfg.model).eval()
+    return task, model, task.build_criterion(cfg.criterion)
+
+
+def batches(task, tokens, streams, shards=1, shard=0, workers=0):
+    itr = task.get_batch_iterator(tokens, max_sentences=streams, num_shards=shards, shard_id=shard,
+                                  num_workers=workers)
+    epoch = itr.next_epoch_itr(shuffle=False)
+    got = list(epoch)
+    for _ in epoch._itr:  # let the DataLoader end by itself: its workers then exit at once
+        raise AssertionError("more batches than len(iterator)")
+    return got
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batches_are_consecutive_pieces_of_disjoint_streams(data, workers):
+    task, _, _ = setup(data, tokens_per_sample=3)
+    tokens = torch.arange(23)  # 4 streams of 5 tokens: 0-4, 5-9, 10-14, 15-19; 20-22 dropped
+    seen = []
+    for shard in range(2):
+        got = batches(task, tokens, 2, shards=2, shard=shard, workers=workers)
+        rows = torch.arange(20).view(4, 5)[2 * shard:2 * shard + 2]
+        assert [b["segment"] for b in got] == [0, 1]
+        assert torch.equal(got[0]["net_input"]["src_tokens"], rows[:, 0:3])
+        assert torch.equal(got[0]["target"], rows[:, 1:4])
+        assert torch.equal(got[1]["net_input"]["src_tokens"], rows[:, 3:4])  # last, shorter
+        assert torch.equal(got[1]["target"], rows[:, 4:5])
+        assert got[0]["id"].tolist() == [2 * shard, 2 * shard + 1]
+        pieces = [got[0]["net_input"]["src_tokens"], got[1]["net_input"]["src_tokens"], got[1]["target"]]
+        seen += torch.cat(pieces, 1).flatten().tolist()
+    assert sorted(seen) == list(range(20))  # the workers' streams are disjoint and cover all
+
+
+def test_split_stream_is_eos_then_lines_in_order(data):
+    task, _, _ = setup(data)
+    task.load_dataset("valid")
+    lines = (data.parent / "valid.txt").read_text().splitlines()
+    d = task.dictionary
+    expected = [d.eos()] + [t for line in lines for t in d.encode_line(line, add_if_not_exist=False)]
+    assert task.dataset("valid").tolist() == expected
+
+
+@pytest.mark.parametrize("arch", ["durnn_lm", "dilated_durnn_lm"])
+def test_two_carried_segments_equal_one_long_segment(data, arch):
+    _, model, _ = setup(data, arch)
+    tokens = torch.randint(4, 30, (3, 11))
+    full = model(tokens)[0]
+    box = StateBox()
+    first = model(tokens[:, :5], carried_state=box)[0]
+    assert box.state is not None and not any(t.requires_grad for layer in box.state for t in layer)
+    second = model(tokens[:, 5:], carried_state=box)[0]
+    torch.testing.assert_close(torch.cat([first, second], 1), full, atol=1e-5, rtol=1e-5)
+    assert (model(tokens[:, 5:])[0] - full[:, 5:]).abs().max() > 1e-4  # the state matters
+
+
+def single_pass_loss(model, stream, streams):
+    """Mean negative log2-likelihood of one forward over each whole stream."""
+    rows = split_streams(stream, streams)
+    lprobs = torch.log_softmax(model(rows[:, :-1])[0], -1)
+    return -lprobs.gather(-1, rows[:, 1:, None]).mean().item() / math.log(2)
+
+
+@torch.no_grad()
+def test_eval_lm_with_carried_state_equals_a_single_pass(data):
+    task, model, _ = setup(data)
+    task.load_dataset("test")
+    stream = task.dataset("test")
+    itr = task.eval_lm_dataloader(stream, batch_size=3, num_workers=0)
+    assert len(itr) == math.ceil((len(stream) // 3 - 1) / 8) > 2
+    result = eval_lm.eval_lm([model], task.source_dictionary, itr)
+    assert abs(result["loss"] - single_pass_loss(model, stream, 3)) <= 1e-5
+    fresh = eval_lm.eval_lm([model], task.source_dictionary, (
+        {**b, "net_input": {**b["net_input"], "carried_state": StateBox()}}
+        for b in batches(task, stream, 3)))
+    assert abs(fresh["loss"] - result["loss"]) > 1e-4  # segment-wise without state differs
+
+
+def test_carrier_resets_at_epoch_start_and_with_probability():
+    carrier = StateCarrier()
+    box = carrier.box_for(0)
+    box.state = "s0"
+    assert carrier.box_for(1) is box
+    assert carrier.box_for(0).state is None  # a new epoch (or validation pass) starts fresh
+    assert carrier.box_for(3).state is None  # not the successor of the last segment
+    draws = []
+    for _ in range(2):
+        carrier, box, resets = StateCarrier(0.5, seed=7), None, []
+        for k in range(40):
+            new = carrier.box_for(k)
+            resets.append(new is not box)
+            box = new
+        draws.append(resets)
+    assert draws[0] == draws[1] and 5 < sum(draws[0]) < 35  # seeded, and resets do happen
+
+
+@torch.no_grad()
+def test_after_a_reset_the_output_equals_a_fresh_start(data):
+    _, model, _ = setup(data)
+    tokens = torch.randint(4, 30, (2, 10))
+    carrier = StateCarrier(1.0)
+    model(tokens[:, :5], carried_state=carrier.box_for(0))
+    after_reset = model(tokens[:, 5:], carried_state=carrier.box_for(1))[0]
+    torch.testing.assert_close(after_reset, model(tokens[:, 5:])[0], atol=0, rtol=0)
+
+
+class Backward:
+    def backward(self, loss):
+        loss.backward()
+
+
+def test_dummy_and_valid_batches_leave_the_training_state_alone(data):
+    task, model, criterion = setup(data)
+    task.load_dataset("train")
+    first, second = batches(task, task.dataset("train"), 3)[:2]
+    task.train_step(first, model, criterion, Backward(), 0)
+    box = task.carriers["train"].box
+    state = box.state
+    task.train_step(first, model, criterion, Backward(), 0, ignore_grad=True)  # dummy replay
+    task.valid_step(first, model, criterion)
+    assert task.carriers["train"].box is box and box.state is state
+    task.train_step(second, model, criterion, Backward(), 1)
+    assert second["net_input"]["carried_state"] is box and box.state is not state
+    valid = [task.valid_step(b, model, criterion)[0].item() for b in (first, second, first)]
+    assert valid[2] == valid[0]  # validation restarts from a fresh state at segment 0
+
+
+def test_fairseq_train_and_eval_lm(data, tmp_path):
+    common = [str(data)] + TASK + ["--tokens-per-sample", "16", "--batch-size", "4"]
+    argv = common + ["--arch", "durnn_lm", "--optimizer", "adam", "--lr", "0.01",
+                     "--max-update", "25", "--state-reset-prob", "0.1", "--save-dir", str(tmp_path),
+                     "--no-progress-bar", "--num-workers", "2", "--log-interval", "5",
+                     "--seed", "1"] + TINY_MODEL
+    args = options.parse_args_and_arch(options.get_training_parser(), argv)
+    distributed_utils.call_main(convert_namespace_to_omegaconf(args), train.main)
+    results = []
+    for workers in ["0", "2"]:
+        argv = common + ["--path", str(tmp_path / "checkpoint_last.pt"), "--gen-subset", "test",
+                         "--num-workers", workers]
+        args = options.parse_args_and_arch(options.get_eval_lm_parser(), argv)
+        results.append(eval_lm.main(convert_namespace_to_omegaconf(args)))
+    assert 1.0 < results[0]["perplexity"] < 34
+    assert abs(float(results[0]["loss"]) - float(results[1]["loss"])) <= 1e-6
