@@ -9,6 +9,7 @@ from fairseq import distributed_utils, options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq_cli import eval_lm, train
 
+from durnn_plugin.modules import InvalidOptionError
 from durnn_plugin.tasks.state_carrier import StateBox, StateCarrier
 from durnn_plugin.tasks.streams import split_streams
 from fairseq_runs import PLUGIN, TINY_MODEL, preprocess_lm
@@ -24,7 +25,7 @@ def data(tmp_path_factory):
 def setup(data, arch="durnn_lm", tokens_per_sample=8):
     """task, model (eval mode, dropout on) and criterion, as fairseq-train would build them."""
     argv = [str(data)] + TASK + ["--arch", arch, "--tokens-per-sample", str(tokens_per_sample),
-                                 "--batch-size", "3", "--dropout", "0.3"] + TINY_MODEL
+                                 "--batch-size", "3", "--dropout", "0.3", "--u-gamma", "1"] + TINY_MODEL
     cfg = convert_namespace_to_omegaconf(
         options.parse_args_and_arch(options.get_training_parser(), argv))
     task = tasks.setup_task(cfg.task)
@@ -160,7 +161,7 @@ def test_fairseq_train_and_eval_lm(data, tmp_path):
     argv = common + ["--arch", "durnn_lm", "--optimizer", "adam", "--lr", "0.01",
                      "--max-update", "25", "--state-reset-prob", "0.1", "--save-dir", str(tmp_path),
                      "--no-progress-bar", "--num-workers", "2", "--log-interval", "5",
-                     "--seed", "1"] + TINY_MODEL
+                     "--seed", "1", "--u-gamma", "1"] + TINY_MODEL
     args = options.parse_args_and_arch(options.get_training_parser(), argv)
     distributed_utils.call_main(convert_namespace_to_omegaconf(args), train.main)
     results = []
@@ -171,3 +172,12 @@ def test_fairseq_train_and_eval_lm(data, tmp_path):
         results.append(eval_lm.main(convert_namespace_to_omegaconf(args)))
     assert 1.0 < results[0]["perplexity"] < 34
     assert abs(float(results[0]["loss"]) - float(results[1]["loss"])) <= 1e-6
+
+
+def test_a_recurrent_bound_above_one_is_refused(data):
+    argv = [str(data)] + TASK + ["--arch", "durnn_lm", "--u-gamma", "2"] + TINY_MODEL
+    args = options.parse_args_and_arch(options.get_training_parser(), argv)
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    with pytest.raises(InvalidOptionError, match=r"--u-gamma=2.0: must be at most 1 with --task"):
+        task.build_model(cfg.model)

@@ -25,7 +25,7 @@ from fairseq.data import Dictionary, data_utils, iterators
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
-from ..modules.options import check_range
+from ..modules.options import check, check_range
 from .state_carrier import StateBox, StateCarrier
 from .streams import collate_segment, concatenate_lines, worker_segments
 
@@ -54,6 +54,14 @@ class DuRNNLanguageModelingTask(FairseqTask):
     def setup_task(cls, cfg: DuRNNLanguageModelingConfig, **kwargs):
         path = utils.split_paths(cfg.data)[0]
         return cls(cfg, Dictionary.load(os.path.join(path, "dict.txt")))
+
+    def build_model(self, cfg, from_checkpoint=False):
+        """Refuses a recurrent bound above 1: a state carried along a whole stream grows like
+        ``|u|^t`` (a run with the default ``--u-gamma 2`` overflowed after ~100 updates)."""
+        if getattr(cfg, "cell", None) in ("durnn", "indrnn"):
+            check(cfg.u_gamma <= 1, "u_gamma", cfg.u_gamma, "at most 1 with --task "
+                  "durnn_language_modeling (a carried state grows like |u|^t along a stream)")
+        return super().build_model(cfg, from_checkpoint)
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         """The split's whole token stream ``(N,)``, lines in file order (see :mod:`.streams`)."""

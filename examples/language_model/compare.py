@@ -1,0 +1,340 @@
+"""A fair race on Brown (word level): durnn_lm vs fairseq's lstm_lm and transformer_lm.
+
+Run from the repository root, with the project's venv (the Brown data must already be
+binarised, e.g. by ``bash examples/language_model/run_brown.sh``)::
+
+    .venv/bin/python examples/language_model/compare.py                  # 300 s per run
+    .venv/bin/python examples/language_model/compare.py --budget-seconds 600
+    .venv/bin/python examples/language_model/compare.py --count-only     # parameter counts only
+
+What is compared (all on CPU, ``--cpu --num-workers 0``, 2 threads, ``--seed 1``):
+
+* ``durnn``        durnn_lm (this plugin) with the settings of run_brown.sh, stateless task
+                   ``language_modeling`` (blocks of 128 tokens, ``--sample-break-mode none``,
+                   ``--max-tokens 4096``: 32 blocks per batch, no state between blocks).
+* ``durnn-tbptt``  the same model and optimiser on the plugin's stateful task
+                   ``durnn_language_modeling`` (``--batch-size 32 --tokens-per-sample 128``:
+                   32 streams, the state carried from one 128-token segment to the next),
+                   except ``--u-gamma 1.0``: with the default bound abs(u) <= 2^(1/100)
+                   = 1.0069 a carried long-term state can grow by 1.0069^t, which overflows
+                   float32 after about 12,800 tokens of a stream, i.e. exactly 100 updates
+                   (the run with the default diverged there, "gradients are Nan/Inf", on
+                   2026-11-22). abs(u) <= 1 adds no parameters.
+* ``lstm``         fairseq's ``lstm_lm`` (2 layers, embeddings 256, hidden 320; hidden 320
+                   rather than 512 so the parameter count matches), same optimiser as durnn.
+* ``transformer``  fairseq's ``transformer_lm`` (2 pre-LN layers, d=256, FFN 1024, 4 heads,
+                   dropout 0.1, Adam (0.9, 0.98), weight decay 0.01, lr 1e-3 with 200 warm-up
+                   updates, inverse_sqrt; the usual fairseq LM recipe with the warm-up shortened
+                   to suit a few-minute budget).
+
+All four use the same adaptive softmax (``--criterion adaptive_loss --adaptive-softmax-cutoff
+2000,10000``, factor 4, ``--ddp-backend legacy_ddp``) and untied 256-dimensional input
+embeddings, so the output layer and the embedding table cost the same; sizes were chosen so
+the counts fairseq-train prints ("num. shared model params") are within 10% of each other
+(the table lists them; ``--count-only`` builds the models and prints the counts without
+training).
+
+Fairness of the clock: each run gets ``--stop-time-hours BUDGET/3600``; fairseq measures that
+from the trainer's creation and includes validation and checkpoint time, so validating every
+``--validate-interval-updates`` updates (and saving ``checkpoint_best.pt`` then) costs every
+model out of its own budget. Runs are strictly sequential (never two trainings at once), and
+the evaluations run after all trainings. The learning curve's x axis is the wall time since
+the fairseq-train process was started, taken by this script when each ``valid`` line appears
+(so it includes start-up, validation and saving). Those validation points come from each
+run's own task: stateless blocks for the language_modeling runs, carried state for
+``durnn-tbptt``. Validating every N updates charges the faster models more validation time
+per second of budget (about 2-3 s per validation of the 109k-token valid set here).
+
+Evaluation: ``fairseq-eval-lm`` (run as ``python -c`` with ``argparse.Namespace`` added to
+torch's safe globals, because lstm_lm checkpoints hold their config as a Namespace and torch's
+default ``weights_only`` loader refuses it otherwise) on ``checkpoint_best.pt`` (the checkpoint with the lowest
+validation loss among all validations), valid and test:
+
+* stateless: ``--task language_modeling --tokens-per-sample 128 --context-window 0``
+  (every 128-token block starts from zero state / no context);
+* stateful: ``--task durnn_language_modeling --batch-size 32 --tokens-per-sample 128`` (state
+  carried along 32 streams). Both durnn checkpoints are evaluated both ways, which separates
+  the effect of training with carried state from the effect of evaluating with it.
+
+Perplexity is per token, ``</s>`` included, ``<unk>`` counted as a word (as in run_brown.sh).
+
+Outputs in ``examples/language_model/work/compare/`` (``--work``): ``<run>/train.log`` (the
+whole fairseq-train output), ``<run>/valid.tsv`` (seconds, updates, valid ppl),
+``<run>/eval_<mode>_<subset>.log``, ``<run>/checkpoints/``, ``results.md`` (the table, the
+machine, the date and every exact command) and ``curves.png`` (valid ppl vs training seconds).
+``--skip-train`` rebuilds evaluations, table and plot from existing runs. matplotlib is
+installed into the venv with pip if it is missing.
+"""
+import argparse
+import datetime
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, ".venv", "bin")
+OUTPUT = ["--criterion", "adaptive_loss", "--adaptive-softmax-cutoff", "2000,10000",
+          "--ddp-backend", "legacy_ddp"]
+STATELESS_DATA = ["--task", "language_modeling", "--tokens-per-sample", "128",
+                  "--sample-break-mode", "none", "--max-tokens", "4096"]
+STATEFUL_DATA = ["--task", "durnn_language_modeling", "--batch-size", "32",
+                 "--tokens-per-sample", "128"]
+DURNN_MODEL = ["--arch", "durnn_lm", "--embed-dim", "256", "--hidden-size", "512",
+               "--num-layers", "2", "--dropout", "0.4", "--embed-dropout", "0.2"]
+RNN_OPTIM = ["--optimizer", "adam", "--adam-betas", "(0.9, 0.999)", "--clip-norm", "0.25",
+             "--lr", "0.004", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "100",
+             "--warmup-init-lr", "1e-4"]
+
+# name -> (label, model/task/optimiser arguments, evaluation modes)
+RUNS = {
+    "durnn": ("durnn_lm (language_modeling)",
+              STATELESS_DATA + DURNN_MODEL + RNN_OPTIM, ["stateless", "stateful"]),
+    "durnn-tbptt": ("durnn_lm (durnn_language_modeling, TBPTT)",
+                    STATEFUL_DATA + DURNN_MODEL + ["--u-gamma", "1.0"] + RNN_OPTIM,
+                    ["stateful", "stateless"]),
+    "lstm": ("lstm_lm",
+             STATELESS_DATA + ["--arch", "lstm_lm", "--decoder-embed-dim", "256",
+                               "--decoder-hidden-size", "320", "--decoder-out-embed-dim", "320",
+                               "--decoder-layers", "2", "--dropout", "0.2"] + RNN_OPTIM,
+             ["stateless"]),
+    "transformer": ("transformer_lm",
+                    STATELESS_DATA + ["--arch", "transformer_lm", "--decoder-layers", "2",
+                                      "--decoder-embed-dim", "256",
+                                      "--decoder-input-dim", "256",
+                                      "--decoder-output-dim", "256",
+                                      "--decoder-ffn-embed-dim", "1024",
+                                      "--decoder-attention-heads", "4", "--dropout", "0.1",
+                                      "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)",
+                                      "--weight-decay", "0.01", "--clip-norm", "0.0",
+                                      "--lr", "0.001", "--lr-scheduler", "inverse_sqrt",
+                                      "--warmup-updates", "200", "--warmup-init-lr", "1e-07"],
+                    ["stateless"]),
+}
+ORDER = ["durnn", "durnn-tbptt", "lstm", "transformer"]
+
+
+def q(cmd):
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def rel(p):
+    return os.path.relpath(p, ROOT)
+
+
+def train_cmd(name, data, save_dir, budget, val_every):
+    _, args, _ = RUNS[name]
+    return ([os.path.join(BIN, "fairseq-train"), rel(data), "--user-dir", "durnn_plugin"]
+            + args + OUTPUT
+            + ["--max-epoch", "1000", "--stop-time-hours", repr(budget / 3600),
+               "--validate-interval-updates", str(val_every),
+               "--save-interval-updates", str(val_every), "--keep-interval-updates", "1",
+               "--no-epoch-checkpoints", "--save-dir", rel(save_dir),
+               "--log-format", "simple", "--log-interval", "50",
+               "--seed", "1", "--cpu", "--num-workers", "0"])
+
+
+# fairseq-eval-lm, with argparse.Namespace allow-listed for torch's default weights_only
+# loader: lstm_lm is a legacy (argparse) fairseq model, so its checkpoints store the model
+# configuration as a Namespace, which torch >= 2.6 refuses to unpickle otherwise.
+EVAL_LM = ("import argparse, sys, torch; "
+           "torch.serialization.add_safe_globals([argparse.Namespace]); "
+           "from fairseq_cli.eval_lm import cli_main; sys.argv[0] = 'fairseq-eval-lm'; cli_main()")
+
+
+def eval_cmd(data, ckpt, mode, subset):
+    cmd = [os.path.join(BIN, "python"), "-c", EVAL_LM, rel(data), "--user-dir", "durnn_plugin",
+           "--path", rel(ckpt), "--gen-subset", subset, "--cpu", "--num-workers", "0"]
+    if mode == "stateless":
+        cmd += ["--task", "language_modeling", "--tokens-per-sample", "128",
+                "--max-tokens", "4096", "--context-window", "0"]
+    else:
+        cmd += ["--task", "durnn_language_modeling", "--batch-size", "32",
+                "--tokens-per-sample", "128"]
+    return cmd
+
+
+def env(threads):
+    e = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+             PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
+    e.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    return e
+
+
+VALID_RE = re.compile(r"\| valid \| .*\| ppl ([0-9.]+) .*\| num_updates (\d+)")
+
+
+def train(name, args, run_dir):
+    save_dir = os.path.join(run_dir, "checkpoints")
+    shutil.rmtree(run_dir, ignore_errors=True)  # a leftover checkpoint_last.pt would resume
+    os.makedirs(run_dir)
+    cmd = train_cmd(name, args.data, save_dir, args.budget_seconds, args.validate_interval_updates)
+    print(f"\n== train {name} ({datetime.datetime.utcnow():%H:%M:%S} UTC): {q(cmd)}", flush=True)
+    t0 = time.time()
+    with open(os.path.join(run_dir, "train.log"), "w") as log, \
+            open(os.path.join(run_dir, "valid.tsv"), "w") as tsv:
+        tsv.write("seconds\tnum_updates\tvalid_ppl\n")
+        p = subprocess.Popen(cmd, cwd=ROOT, env=env(args.threads), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, bufsize=1)
+        for line in p.stdout:
+            log.write(line)
+            m = VALID_RE.search(line)
+            if m:
+                s = time.time() - t0
+                tsv.write(f"{s:.1f}\t{m.group(2)}\t{m.group(1)}\n")
+                tsv.flush()
+                print(f"   {s:6.1f}s  updates {m.group(2):>5}  valid ppl {m.group(1)}", flush=True)
+        rc = p.wait()
+    with open(os.path.join(run_dir, "command.txt"), "w") as f:
+        f.write(q(cmd) + "\n")
+    with open(os.path.join(run_dir, "budget.txt"), "w") as f:
+        f.write(f"{args.budget_seconds:g}\n")
+    with open(os.path.join(run_dir, "seconds.txt"), "w") as f:
+        f.write(f"{time.time() - t0:.1f}\n")
+    if rc != 0 or not os.path.exists(os.path.join(save_dir, "checkpoint_best.pt")):
+        # keep going with the other runs; the table reports the failure
+        print(f"fairseq-train {name} failed (rc {rc}); see {run_dir}/train.log", flush=True)
+        with open(os.path.join(run_dir, "failed.txt"), "w") as f:
+            f.write(f"rc {rc}\n")
+
+
+def parse_train(run_dir):
+    text = open(os.path.join(run_dir, "train.log")).read()
+    params = re.search(r"num\. shared model params: ([0-9,]+)", text).group(1)
+    updates = (re.findall(r"num_updates[ =](\d+)", text) or ["0"])[-1]
+    done = re.search(r"done training in ([0-9.]+) seconds", text)
+    curve = []
+    for row in open(os.path.join(run_dir, "valid.tsv")).read().splitlines()[1:]:
+        s, u, ppl = row.split("\t")
+        curve.append((float(s), int(u), float(ppl)))
+    return dict(params=params, updates=int(updates), fairseq_s=done.group(1) if done else "?",
+                curve=curve, failed=os.path.exists(os.path.join(run_dir, "failed.txt")),
+                budget=open(os.path.join(run_dir, "budget.txt")).read().strip(), cmd=open(os.path.join(run_dir, "command.txt")).read().strip())
+
+
+def evaluate(name, mode, subset, args, run_dir, cached=True):
+    log = os.path.join(run_dir, f"eval_{mode}_{subset}.log")
+    cmd = eval_cmd(args.data, os.path.join(run_dir, "checkpoints", "checkpoint_best.pt"), mode, subset)
+    if not (cached and os.path.exists(log) and "Perplexity" in open(log).read()):
+        with open(log, "w") as f:
+            rc = subprocess.call(cmd, cwd=ROOT, env=env(args.threads), stdout=f,
+                                 stderr=subprocess.STDOUT)
+        if rc != 0:
+            sys.exit(f"fairseq-eval-lm failed: {q(cmd)}; see {log}")
+    m = re.search(r"Perplexity: ([0-9.]+)", open(log).read())
+    return float(m.group(1)), q(cmd)
+
+
+def count_only():
+    """Build each model in this process, as fairseq-train would, and print its size."""
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    data = os.path.join(ROOT, "examples/language_model/work/brown-bin")
+    for name in ORDER:
+        argv = [data, "--user-dir", os.path.join(ROOT, "durnn_plugin")] + RUNS[name][1] + OUTPUT + ["--cpu"]
+        a = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
+        cfg = convert_namespace_to_omegaconf(a)
+        model = tasks.setup_task(cfg.task).build_model(cfg.model)
+        print(f"{name:12s} {sum(p.numel() for p in model.parameters()):,}")
+
+
+def cpu_model():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def plot(rows, path):
+    try:
+        import matplotlib
+    except ImportError:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "matplotlib"])
+        import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, label, info in rows:
+        xs = [c[0] for c in info["curve"]]
+        ys = [c[2] for c in info["curve"]]
+        ax.plot(xs, ys, marker="o", label=f"{label} ({info['params']} params)")
+    ax.set_xlabel("seconds since fairseq-train started (training + validation + saving)")
+    ax.set_ylabel("valid perplexity (fairseq-train validation)")
+    ax.set_yscale("log")
+    ax.set_title("Brown, word level, CPU: valid ppl vs wall time")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--budget-seconds", type=float, default=300,
+                    help="wall-clock training budget per run (default 300)")
+    ap.add_argument("--data", default=os.path.join(ROOT, "examples/language_model/work/brown-bin"))
+    ap.add_argument("--work", default=os.path.join(ROOT, "examples/language_model/work/compare"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--validate-interval-updates", type=int, default=150)
+    ap.add_argument("--runs", default=",".join(ORDER), help="comma-separated subset of " + ",".join(ORDER))
+    ap.add_argument("--skip-train", action="store_true", help="reuse existing runs in --work")
+    ap.add_argument("--count-only", action="store_true")
+    args = ap.parse_args()
+    if args.count_only:
+        return count_only()
+    if not os.path.exists(os.path.join(args.data, "dict.txt")):
+        sys.exit(f"{args.data}/dict.txt missing: run bash examples/language_model/run_brown.sh first")
+    names = [n for n in ORDER if n in args.runs.split(",")]
+    os.makedirs(args.work, exist_ok=True)
+    started = datetime.datetime.utcnow()
+    if not args.skip_train:
+        for name in names:  # strictly one after the other
+            train(name, args, os.path.join(args.work, name))
+    print(f"\n== evaluate ({datetime.datetime.utcnow():%H:%M:%S} UTC)", flush=True)
+    rows, table, cmds = [], [], []
+    for name in names:
+        run_dir = os.path.join(args.work, name)
+        info = parse_train(run_dir)
+        label = RUNS[name][0]
+        rows.append((name, label, info))
+        cmds.append(f"- `{name}` train: `{info['cmd']}`")
+        if info["failed"]:
+            err = (re.findall(r"^\w*Error: .*$", open(os.path.join(run_dir, "train.log")).read(),
+                              re.M) or ["failed"])[-1]
+            table.append(f"| {label} | - | {info['params']} | {info['updates']} | "
+                         f"FAILED: {err} | - | {info['budget']} s | `{name}` |")
+            continue
+        for mode in RUNS[name][2]:
+            vppl, vcmd = evaluate(name, mode, "valid", args, run_dir, cached=args.skip_train)
+            tppl, tcmd = evaluate(name, mode, "test", args, run_dir, cached=args.skip_train)
+            cmds.append(f"- `{name}` eval {mode}: `{tcmd}` (and `--gen-subset valid`)")
+            table.append(f"| {label} | {mode} | {info['params']} | {info['updates']} | "
+                         f"{vppl:.2f} | {tppl:.2f} | {info['budget']} s "
+                         f"(fairseq {info['fairseq_s']} s) | `{name}` |")
+    machine = f"{cpu_model()}, {os.cpu_count()} cores, {args.threads} threads"
+    out = ["# Brown word-level LM race (compare.py)", "",
+           f"Command: `{q([sys.executable and rel(sys.executable)] + sys.argv)}`  ",
+           f"Machine: {machine}  ",
+           f"Date: {started:%Y-%m-%d %H:%M} UTC (runs sequential, CPU, --seed 1)", "",
+           "| model | eval | params | updates | valid ppl | test ppl | budget | run |",
+           "|---|---|---:|---:|---:|---:|---|---|"] + table + [
+           "", "eval: stateless = `--task language_modeling --context-window 0` (128-token blocks, "
+           "no carried state); stateful = `--task durnn_language_modeling --batch-size 32` "
+           "(state carried along 32 streams). Test/valid ppl from fairseq-eval-lm on "
+           "checkpoint_best.pt; params = fairseq-train's \"num. shared model params\".", "",
+           "Exact commands (run from the repository root, OMP_NUM_THREADS=MKL_NUM_THREADS="
+           f"{args.threads}):", ""] + cmds + ["", "Learning curves: `curves.png`; points in "
+           "`<run>/valid.tsv` (seconds since fairseq-train started, updates, valid ppl)."]
+    with open(os.path.join(args.work, "results.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+    plot(rows, os.path.join(args.work, "curves.png"))
+    print("\n".join(out[:9 + len(table)]))
+    print(f"\nresults: {rel(os.path.join(args.work, 'results.md'))}  "
+          f"curves: {rel(os.path.join(args.work, 'curves.png'))}")
+
+
+if __name__ == "__main__":
+    main()
