@@ -158,10 +158,8 @@ def eval_cmd(data, ckpt, mode, subset):
 
 
 def env(threads):
-    e = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-             PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
-    e.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-    return e
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
 
 
 VALID_RE = re.compile(r"\| valid \| .*\| ppl ([0-9.]+) .*\| num_updates (\d+)")
