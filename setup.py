@@ -18,5 +18,6 @@ setup(
         "speech": ["torchaudio"],
         "gpu": ["triton"],
         "test": ["pytest"],
+        "plots": ["matplotlib"],
     },
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create ./.venv (Python 3.11) and install the plugin with fairseq-fixed, torchaudio and pytest.
+# Create ./.venv (Python 3.11) and install the plugin with fairseq-fixed, torchaudio, pytest and matplotlib.
 # Idempotent: does nothing when the venv already holds an install made from the current setup.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +15,5 @@ $pip install -q --upgrade pip setuptools wheel
 # torch first: fairseq-fixed compiles extensions against the torch in the venv
 # (--no-build-isolation), and torchaudio 2.11 loads beside torch 2.14.1.
 $pip install -q torch==2.14.1 'numpy<2' cython
-$pip install -q --no-build-isolation -e '.[speech,test]'
+$pip install -q --no-build-isolation -e '.[speech,test,plots]'
 echo "$want" > "$stamp"

@@ -1,2 +1,4 @@
-"""fairseq model registrations (imported by ``--user-dir``)."""
-from . import durnn_lm  # noqa: F401
+"""fairseq model registrations: every module in this folder is imported."""
+from ..submodules import import_all
+
+import_all(__name__, __path__)

@@ -1,2 +1,4 @@
-"""fairseq task registrations (imported by ``--user-dir``)."""
-from . import durnn_language_modeling  # noqa: F401
+"""fairseq task registrations: every module in this folder is imported."""
+from ..submodules import import_all
+
+import_all(__name__, __path__)

@@ -62,8 +62,8 @@ Outputs in ``examples/language_model/work/compare/`` (``--work``): ``<run>/train
 whole fairseq-train output), ``<run>/valid.tsv`` (seconds, updates, valid ppl),
 ``<run>/eval_<mode>_<subset>.log``, ``<run>/checkpoints/``, ``results.md`` (the table, the
 machine, the date and every exact command) and ``curves.png`` (valid ppl vs training seconds).
-``--skip-train`` rebuilds evaluations, table and plot from existing runs. matplotlib is
-installed into the venv with pip if it is missing.
+``--skip-train`` rebuilds evaluations, table and plot from existing runs. matplotlib comes
+with the ``plots`` extra that ``examples/setup_venv.sh`` installs.
 """
 import argparse
 import datetime
@@ -247,11 +247,7 @@ def cpu_model():
 
 
 def plot(rows, path):
-    try:
-        import matplotlib
-    except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "matplotlib"])
-        import matplotlib
+    import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
