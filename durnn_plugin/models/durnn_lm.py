@@ -31,6 +31,7 @@ from fairseq.utils import safe_getattr
 
 from ..modules import RecurrentStack, StackOptions
 from ..modules.options import check, check_positive_int, check_range
+from .stack_updates import after_update
 
 STATE_KEY = "stack_state"
 
@@ -177,10 +178,9 @@ class DuRNNLanguageModel(FairseqLanguageModel):
         return cls(DuRNNLanguageModelDecoder(cfg, task.target_dictionary))
 
     def set_num_updates(self, num_updates):
-        """Called by fairseq before every training step: the previous optimiser update is
-        projected back onto the weight constraints here."""
+        """Called by fairseq after every optimiser update: see :mod:`.stack_updates`."""
         super().set_num_updates(num_updates)
-        self.decoder.stack.project_constraints_()
+        after_update(self)
 
 
 @register_model_architecture("durnn_lm", "indrnn_lm")

@@ -4,9 +4,9 @@ from .dilated import Dilated
 from .durnn_cell import DuRNNCell
 from .indrnn_cell import IndRNNCell
 from .options import InvalidOptionError
-from .stack import RecurrentStack, reverse_padded
+from .stack import RecurrentStack, record_internals, reverse_padded
 from .stack_options import StackOptions
 from .torch_rnn_cell import TorchRNNCell
 
 __all__ = ["RecurrentCell", "Dilated", "DuRNNCell", "IndRNNCell", "InvalidOptionError",
-           "RecurrentStack", "reverse_padded", "StackOptions", "TorchRNNCell"]
+           "RecurrentStack", "record_internals", "reverse_padded", "StackOptions", "TorchRNNCell"]

@@ -9,6 +9,10 @@ returned state is the one after step ``L_b - 1`` of each sequence (the input sta
 Cells with hard weight constraints list their constrained values in ``constrained_weights``;
 the base class then projects the stored parameters on demand (after each optimiser update) and
 always writes the constrained values into state dicts, so every checkpoint satisfies them.
+
+Observation: ``statistics()`` gives scalar summaries for training logs (``u``, the gate, ...);
+setting ``trace = {}`` makes every later forward store its internal sequences there, detached,
+each ``(T, B, C)`` (see :func:`.stack.record_internals`).
 """
 from typing import Dict, Optional, Tuple
 
@@ -21,6 +25,7 @@ State = Tuple[Tensor, ...]
 class RecurrentCell(nn.Module):
     output_size: int
     state_sizes: Tuple[int, ...]
+    trace: Optional[Dict[str, Tensor]] = None
 
     def initial_state(self, batch: int, like: Tensor) -> State:
         return tuple(like.new_zeros(1, batch, n) for n in self.state_sizes)
@@ -32,6 +37,15 @@ class RecurrentCell(nn.Module):
     def constrained_weights(self) -> Dict[str, Tensor]:
         """Parameter name -> its value projected onto the constraint set (empty if none)."""
         return {}
+
+    def statistics(self) -> Dict[str, Tensor]:
+        """Scalar summaries (0-dim, detached) for training logs; empty if none."""
+        return {}
+
+    def _record(self, **internals: Optional[Tensor]) -> None:
+        """Store the given ``(T, B, C)`` internals in ``trace`` when tracing is on."""
+        if self.trace is not None:
+            self.trace.update({k: v.detach() for k, v in internals.items() if v is not None})
 
     @torch.no_grad()
     def project_constraints_(self) -> None:

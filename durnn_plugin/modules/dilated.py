@@ -4,7 +4,7 @@ Runs the wrapped cell on the view ``(T'/d, d·B, D)`` of :func:`..ops.dilate` an
 between the cell's per-column form ``(1, d·B, C)`` and the time-ordered form ``(d, B, C)`` (the
 last ``d`` states; see :mod:`..ops.time_dilation`).
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -29,5 +29,11 @@ class Dilated(RecurrentCell):
         state = state if state is not None else self.initial_state(B, x)
         full = lengths if lengths is not None else torch.full((B,), T, dtype=torch.long, device=x.device)
         columns = tuple(s.reshape((1, d * B) + tuple(s.shape[2:])) for s in state)
+        self.cell.trace = None if self.trace is None else {}
         y, columns = self.cell(dilate(x, d), columns, column_lengths(full, d))
+        if self.trace is not None:
+            self.trace.update({k: undilate(v, d, T) for k, v in self.cell.trace.items()})
         return undilate(y, d, T), tuple(columns_to_state(c, full, d) for c in columns)
+
+    def statistics(self) -> Dict[str, Tensor]:
+        return self.cell.statistics()

@@ -32,8 +32,8 @@ from torch import Tensor, nn
 
 from ..ops import indrnn_recurrence, last_states
 from .cell_base import RecurrentCell, State
-from .constraints import clamp_abs, spectral_project, spectral_scale
-from .indrnn_cell import uniform_weight
+from .constraints import clamp_abs, spectral_norm, spectral_project, spectral_scale
+from .indrnn_cell import recurrent_weight_statistics, uniform_weight
 
 SELECTIONS = ("input+short", "short", "input", "none")
 LONG_INPUTS = ("selected", "selected+input")
@@ -66,6 +66,7 @@ class DuRNNCell(RecurrentCell):
         self.W_l = uniform_weight(Nl, Ns)
         self.b_l = nn.Parameter(torch.zeros(Nl))
         self.u = nn.Parameter(torch.empty(Nl).uniform_(u_init_low, u_bound))
+        self.gate_mean: Optional[Tensor] = None
 
     def short_term(self, x: Tensor, s0: Tensor) -> Tensor:
         """s: ``(T, B, N_s)`` from x ``(T, B, D)`` and s0 ``(1, B, N_s)``."""
@@ -100,8 +101,20 @@ class DuRNNCell(RecurrentCell):
         if x_long is not None and x_long.shape[-1]:
             a = a + x_long
         h = indrnn_recurrence(a, clamp_abs(self.u, self.u_bound), h0)
+        if gate is not None:
+            self.gate_mean = gate.detach().mean()
+        self._record(short=s, gate=gate, long_input=a, long=h)
         y = torch.cat([s, h], -1) if self.module_output == "concat" else h
         return y, (last_states(s0, s, lengths), last_states(h0, h, lengths))
+
+    def statistics(self) -> Dict[str, Tensor]:
+        """``u_mean``/``u_max`` of ``|u|``, ``us_norm`` = σ_max(U_s) and ``gate``, the mean of g
+        over all ``(t, b, n)`` of the last forward (padding included)."""
+        stats = recurrent_weight_statistics(clamp_abs(self.u, self.u_bound))
+        stats["us_norm"] = spectral_norm(self.U_s.detach())
+        if self.gate_mean is not None:
+            stats["gate"] = self.gate_mean
+        return stats
 
     def constrained_weights(self) -> Dict[str, Tensor]:
         return {"u": clamp_abs(self.u, self.u_bound), "U_s": spectral_project(self.U_s, self.short_rho)}

@@ -23,6 +23,12 @@ def uniform_weight(rows: int, cols: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(rows, cols).uniform_(-bound, bound))
 
 
+def recurrent_weight_statistics(u: Tensor) -> Dict[str, Tensor]:
+    """``u_mean`` and ``u_max``: mean and largest ``|u_n|`` of a recurrent weight ``(N,)``."""
+    magnitude = u.detach().abs()
+    return {"u_mean": magnitude.mean(), "u_max": magnitude.max()}
+
+
 class IndRNNCell(RecurrentCell):
     def __init__(self, input_size: int, hidden_size: int, u_bound: float, u_init_low: float = 0.0):
         super().__init__()
@@ -38,7 +44,11 @@ class IndRNNCell(RecurrentCell):
         (h0,) = state if state is not None else self.initial_state(x.shape[1], x)
         a = nn.functional.linear(x, self.weight, self.bias)
         h = indrnn_recurrence(a, clamp_abs(self.u, self.u_bound), h0)
+        self._record(long_input=a, long=h)
         return h, (last_states(h0, h, lengths),)
+
+    def statistics(self) -> Dict[str, Tensor]:
+        return recurrent_weight_statistics(clamp_abs(self.u, self.u_bound))
 
     def constrained_weights(self) -> Dict[str, Tensor]:
         return {"u": clamp_abs(self.u, self.u_bound)}

@@ -15,7 +15,8 @@ State: a list with one tuple per layer (forward layers, then backward layers), e
 ``(d_l, B, C)``: the last ``d_l`` states in time order (see :mod:`..ops.time_dilation`).
 Positions past a sequence's length change neither its valid outputs nor its final state.
 """
-from typing import List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -125,3 +126,30 @@ class RecurrentStack(nn.Module):
         for module in self.modules():
             if isinstance(module, RecurrentCell) and module is not self:
                 module.project_constraints_()
+
+    def layer_cells(self) -> Dict[str, RecurrentCell]:
+        """Each layer's cell by name: ``l0``, ``l1``, ... (forward), ``l0b``, ... (backward)."""
+        return {f"l{index}{'b' if direction else ''}": layer.cell
+                for direction, layers in enumerate(self.directions)
+                for index, layer in enumerate(layers)}
+
+    def statistics(self) -> Dict[str, Tensor]:
+        """``<layer>_<name>`` -> 0-dim tensor, from each cell's ``statistics()``."""
+        return {f"{layer}_{key}": value for layer, cell in self.layer_cells().items()
+                for key, value in cell.statistics().items()}
+
+
+@contextmanager
+def record_internals(stack: RecurrentStack) -> Iterator[Dict[str, Dict[str, Tensor]]]:
+    """Within the block, each forward of ``stack`` stores (replacing the previous one) each layer's internal sequences
+    ``(T, B, C)`` (DuRNN: ``short``, ``gate``, ``long_input``, ``long``; IndRNN:
+    ``long_input``, ``long``) in the yielded dict, keyed by layer name as in ``layer_cells``.
+    Backward layers record in their own processing order (each valid part reversed)."""
+    cells = stack.layer_cells()
+    for cell in cells.values():
+        cell.trace = {}
+    try:
+        yield {name: cell.trace for name, cell in cells.items()}
+    finally:
+        for cell in cells.values():
+            cell.trace = None
