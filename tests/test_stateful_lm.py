@@ -181,3 +181,14 @@ def test_a_recurrent_bound_above_one_is_refused(data):
     task = tasks.setup_task(cfg.task)
     with pytest.raises(InvalidOptionError, match=r"--u-gamma=2.0: must be at most 1 with --task"):
         task.build_model(cfg.model)
+
+
+def test_a_stateless_checkpoint_with_a_bound_above_one_still_evaluates(data, tmp_path, caplog):
+    from fairseq_runs import train_lm
+    train_lm(data, tmp_path, "durnn_lm", TINY_MODEL, updates=2)  # default --u-gamma 2
+    argv = [str(data)] + TASK + ["--tokens-per-sample", "16", "--batch-size", "4",
+                                 "--path", str(tmp_path / "checkpoint_last.pt"), "--gen-subset", "test"]
+    args = options.parse_args_and_arch(options.get_eval_lm_parser(), argv)
+    result = eval_lm.main(convert_namespace_to_omegaconf(args))
+    assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1.0
+    assert any("--u-gamma=2.0 > 1" in r.getMessage() for r in caplog.records)

@@ -1,11 +1,20 @@
-"""A fair race on Brown (word level): durnn_lm vs fairseq's lstm_lm and transformer_lm.
+"""A fair race on Brown: durnn_lm vs fairseq's lstm_lm and transformer_lm, word or char level.
 
-Run from the repository root, with the project's venv (the Brown data must already be
-binarised, e.g. by ``bash examples/language_model/run_brown.sh``)::
+Run from the repository root, with the project's venv (the Brown split is written and
+binarised first when missing, with prepare_brown.py and fairseq-preprocess)::
 
     .venv/bin/python examples/language_model/compare.py                  # 300 s per run
     .venv/bin/python examples/language_model/compare.py --budget-seconds 600
     .venv/bin/python examples/language_model/compare.py --count-only     # parameter counts only
+    .venv/bin/python examples/language_model/compare.py --level char     # bits per character
+
+Word level (below): 128-token blocks, adaptive softmax. Character level (``--level char``,
+``prepare_brown.py --level char``: characters with ``_`` between words): 256-character blocks,
+8,192 characters per batch (32 blocks), plain softmax (``--criterion cross_entropy``), models
+of about 0.85M parameters (durnn_lm embed 128 / hidden 768, lstm_lm embed 128 / hidden 240,
+transformer_lm d=192 / FFN 704), validation during training on the first 20 valid batches
+(``--max-valid-steps 20``; the final evaluation uses the whole sets); results in bits per
+character = log2(per-character perplexity), ``</s>`` (end of sentence) counted as a character.
 
 What is compared (all on CPU, ``--cpu --num-workers 0``, 2 threads, ``--seed 1``):
 
@@ -67,6 +76,7 @@ with the ``plots`` extra that ``examples/setup_venv.sh`` installs.
 """
 import argparse
 import datetime
+import math
 import os
 import re
 import shlex
@@ -75,45 +85,76 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+UNITS = {"word": "ppl", "char": "bpc"}
 BIN = os.path.join(ROOT, ".venv", "bin")
-OUTPUT = ["--criterion", "adaptive_loss", "--adaptive-softmax-cutoff", "2000,10000",
-          "--ddp-backend", "legacy_ddp"]
-STATELESS_DATA = ["--task", "language_modeling", "--tokens-per-sample", "128",
-                  "--sample-break-mode", "none", "--max-tokens", "4096"]
-STATEFUL_DATA = ["--task", "durnn_language_modeling", "--batch-size", "32",
-                 "--tokens-per-sample", "128"]
-DURNN_MODEL = ["--arch", "durnn_lm", "--embed-dim", "256", "--hidden-size", "512",
-               "--num-layers", "2", "--dropout", "0.4", "--embed-dropout", "0.2"]
 RNN_OPTIM = ["--optimizer", "adam", "--adam-betas", "(0.9, 0.999)", "--clip-norm", "0.25",
              "--lr", "0.004", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "100",
              "--warmup-init-lr", "1e-4"]
+TRANSFORMER_OPTIM = ["--dropout", "0.1", "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)",
+                     "--weight-decay", "0.01", "--clip-norm", "0.0", "--lr", "0.001",
+                     "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "200",
+                     "--warmup-init-lr", "1e-07"]
 
-# name -> (label, model/task/optimiser arguments, evaluation modes)
-RUNS = {
-    "durnn": ("durnn_lm (language_modeling)",
-              STATELESS_DATA + DURNN_MODEL + RNN_OPTIM, ["stateless", "stateful"]),
-    "durnn-tbptt": ("durnn_lm (durnn_language_modeling, TBPTT)",
-                    STATEFUL_DATA + DURNN_MODEL + ["--u-gamma", "1.0"] + RNN_OPTIM,
-                    ["stateful", "stateless"]),
-    "lstm": ("lstm_lm",
-             STATELESS_DATA + ["--arch", "lstm_lm", "--decoder-embed-dim", "256",
-                               "--decoder-hidden-size", "320", "--decoder-out-embed-dim", "320",
-                               "--decoder-layers", "2", "--dropout", "0.2"] + RNN_OPTIM,
-             ["stateless"]),
-    "transformer": ("transformer_lm",
-                    STATELESS_DATA + ["--arch", "transformer_lm", "--decoder-layers", "2",
-                                      "--decoder-embed-dim", "256",
-                                      "--decoder-input-dim", "256",
-                                      "--decoder-output-dim", "256",
-                                      "--decoder-ffn-embed-dim", "1024",
-                                      "--decoder-attention-heads", "4", "--dropout", "0.1",
-                                      "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)",
-                                      "--weight-decay", "0.01", "--clip-norm", "0.0",
-                                      "--lr", "0.001", "--lr-scheduler", "inverse_sqrt",
-                                      "--warmup-updates", "200", "--warmup-init-lr", "1e-07"],
-                    ["stateless"]),
+
+def lstm_model(embed, hidden, dropout):
+    return ["--arch", "lstm_lm", "--decoder-embed-dim", str(embed), "--decoder-hidden-size",
+            str(hidden), "--decoder-out-embed-dim", str(hidden), "--decoder-layers", "2",
+            "--dropout", str(dropout)]
+
+
+def transformer_model(dim, ffn):
+    return ["--arch", "transformer_lm", "--decoder-layers", "2", "--decoder-embed-dim", str(dim),
+            "--decoder-input-dim", str(dim), "--decoder-output-dim", str(dim),
+            "--decoder-ffn-embed-dim", str(ffn), "--decoder-attention-heads", "4"]
+
+
+# Per level: data, block length, batch, output layer and training-only options, and each
+# model's size (parameter counts matched within 10%, see --count-only).
+LEVELS = {
+    "word": dict(
+        data="brown-bin", tokens=128, max_tokens=4096,
+        train_options=["--criterion", "adaptive_loss", "--adaptive-softmax-cutoff", "2000,10000",
+                "--ddp-backend", "legacy_ddp"],
+        durnn=["--embed-dim", "256", "--hidden-size", "512", "--dropout", "0.4",
+               "--embed-dropout", "0.2"],
+        lstm=lstm_model(256, 320, 0.2), transformer=transformer_model(256, 1024)),
+    "char": dict(
+        data="brown-char-bin", tokens=256, max_tokens=8192,
+        train_options=["--criterion", "cross_entropy", "--max-valid-steps", "20"],
+        durnn=["--embed-dim", "128", "--hidden-size", "768", "--dropout", "0.2",
+               "--embed-dropout", "0.0"],
+        lstm=lstm_model(128, 240, 0.2), transformer=transformer_model(192, 704)),
 }
+
+
+def data_args(level, stateful):
+    spec = LEVELS[level]
+    if stateful:  # 32 streams, the state carried from one block to the next
+        return ["--task", "durnn_language_modeling", "--batch-size", "32",
+                "--tokens-per-sample", str(spec["tokens"])]
+    return ["--task", "language_modeling", "--tokens-per-sample", str(spec["tokens"]),
+            "--sample-break-mode", "none", "--max-tokens", str(spec["max_tokens"])]
+
+
+def runs(level):
+    """name -> (label, model/task/optimiser/output arguments, evaluation modes)."""
+    spec = LEVELS[level]
+    durnn = ["--arch", "durnn_lm", "--num-layers", "2"] + spec["durnn"] + RNN_OPTIM
+    return {
+        "durnn": ("durnn_lm (language_modeling)", data_args(level, False) + durnn,
+                  ["stateless", "stateful"]),
+        "durnn-tbptt": ("durnn_lm (durnn_language_modeling, TBPTT)",
+                        data_args(level, True) + durnn + ["--u-gamma", "1.0"],
+                        ["stateful", "stateless"]),
+        "lstm": ("lstm_lm", data_args(level, False) + spec["lstm"] + RNN_OPTIM, ["stateless"]),
+        "transformer": ("transformer_lm",
+                        data_args(level, False) + spec["transformer"] + TRANSFORMER_OPTIM,
+                        ["stateless"]),
+    }
+
+
 ORDER = ["durnn", "durnn-tbptt", "lstm", "transformer"]
 
 
@@ -125,10 +166,10 @@ def rel(p):
     return os.path.relpath(p, ROOT)
 
 
-def train_cmd(name, data, save_dir, budget, val_every):
-    _, args, _ = RUNS[name]
+def train_cmd(level, name, data, save_dir, budget, val_every):
+    _, args, _ = runs(level)[name]
     return ([os.path.join(BIN, "fairseq-train"), rel(data), "--user-dir", "durnn_plugin"]
-            + args + OUTPUT
+            + args + LEVELS[level]["train_options"]
             + ["--max-epoch", "1000", "--stop-time-hours", repr(budget / 3600),
                "--validate-interval-updates", str(val_every),
                "--save-interval-updates", str(val_every), "--keep-interval-updates", "1",
@@ -145,16 +186,14 @@ EVAL_LM = ("import argparse, sys, torch; "
            "from fairseq_cli.eval_lm import cli_main; sys.argv[0] = 'fairseq-eval-lm'; cli_main()")
 
 
-def eval_cmd(data, ckpt, mode, subset):
+def eval_cmd(level, data, ckpt, mode, subset):
     cmd = [os.path.join(BIN, "python"), "-c", EVAL_LM, rel(data), "--user-dir", "durnn_plugin",
            "--path", rel(ckpt), "--gen-subset", subset, "--cpu", "--num-workers", "0"]
     if mode == "stateless":
-        cmd += ["--task", "language_modeling", "--tokens-per-sample", "128",
-                "--max-tokens", "4096", "--context-window", "0"]
-    else:
-        cmd += ["--task", "durnn_language_modeling", "--batch-size", "32",
-                "--tokens-per-sample", "128"]
-    return cmd
+        return cmd + data_args(level, False)[:4] + ["--max-tokens",
+                                                    str(LEVELS[level]["max_tokens"]),
+                                                    "--context-window", "0"]
+    return cmd + data_args(level, True)
 
 
 def env(threads):
@@ -169,7 +208,8 @@ def train(name, args, run_dir):
     save_dir = os.path.join(run_dir, "checkpoints")
     shutil.rmtree(run_dir, ignore_errors=True)  # a leftover checkpoint_last.pt would resume
     os.makedirs(run_dir)
-    cmd = train_cmd(name, args.data, save_dir, args.budget_seconds, args.validate_interval_updates)
+    cmd = train_cmd(args.level, name, args.data, save_dir, args.budget_seconds,
+                    args.validate_interval_updates)
     print(f"\n== train {name} ({datetime.datetime.utcnow():%H:%M:%S} UTC): {q(cmd)}", flush=True)
     t0 = time.time()
     with open(os.path.join(run_dir, "train.log"), "w") as log, \
@@ -215,28 +255,49 @@ def parse_train(run_dir):
 
 def evaluate(name, mode, subset, args, run_dir, cached=True):
     log = os.path.join(run_dir, f"eval_{mode}_{subset}.log")
-    cmd = eval_cmd(args.data, os.path.join(run_dir, "checkpoints", "checkpoint_best.pt"), mode, subset)
-    if not (cached and os.path.exists(log) and "Perplexity" in open(log).read()):
+    cmd = eval_cmd(args.level, args.data, os.path.join(run_dir, "checkpoints", "checkpoint_best.pt"),
+                   mode, subset)
+    if not (cached and os.path.exists(log) and "Perplexity: " in open(log).read()):
         with open(log, "w") as f:
             rc = subprocess.call(cmd, cwd=ROOT, env=env(args.threads), stdout=f,
                                  stderr=subprocess.STDOUT)
         if rc != 0:
             sys.exit(f"fairseq-eval-lm failed: {q(cmd)}; see {log}")
-    m = re.search(r"Perplexity: ([0-9.]+)", open(log).read())
+    m = re.search(r"Perplexity: ([0-9.]+|nan|inf)", open(log).read())
     return float(m.group(1)), q(cmd)
 
 
-def count_only():
+def count_only(level, data):
     """Build each model in this process, as fairseq-train would, and print its size."""
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-    data = os.path.join(ROOT, "examples/language_model/work/brown-bin")
-    for name in ORDER:
-        argv = [data, "--user-dir", os.path.join(ROOT, "durnn_plugin")] + RUNS[name][1] + OUTPUT + ["--cpu"]
+    for name, (_, run_args, _) in runs(level).items():
+        argv = ([data, "--user-dir", os.path.join(ROOT, "durnn_plugin")] + run_args
+                + LEVELS[level]["train_options"] + ["--cpu"])
         a = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
         cfg = convert_namespace_to_omegaconf(a)
         model = tasks.setup_task(cfg.task).build_model(cfg.model)
         print(f"{name:12s} {sum(p.numel() for p in model.parameters()):,}")
+
+
+def prepare(level, data):
+    """Write the Brown split of ``level`` and binarise it into ``data`` (skipped if present)."""
+    if os.path.exists(os.path.join(data, "dict.txt")):
+        return
+    work = os.path.join(ROOT, "examples/language_model/work")
+    text = os.path.join(work, "brown" if level == "word" else "brown-char")
+    subprocess.check_call([os.path.join(BIN, "python"), os.path.join(HERE, "prepare_brown.py"),
+                           "--workdir", work, "--level", level])
+    subprocess.check_call([os.path.join(BIN, "fairseq-preprocess"), "--only-source",
+                           "--trainpref", os.path.join(text, "train.txt"),
+                           "--validpref", os.path.join(text, "valid.txt"),
+                           "--testpref", os.path.join(text, "test.txt"),
+                           "--destdir", data, "--workers", "2"], env=env(2))
+
+
+def in_units(level, ppl):
+    """Perplexity per token -> the reported unit: ppl (word) or bits per character (char)."""
+    return ppl if level == "word" else math.log2(ppl)
 
 
 def cpu_model():
@@ -246,19 +307,20 @@ def cpu_model():
     return "?"
 
 
-def plot(rows, path):
+def plot(level, rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, label, info in rows:
         xs = [c[0] for c in info["curve"]]
-        ys = [c[2] for c in info["curve"]]
+        ys = [in_units(level, c[2]) for c in info["curve"]]
         ax.plot(xs, ys, marker="o", label=f"{label} ({info['params']} params)")
     ax.set_xlabel("seconds since fairseq-train started (training + validation + saving)")
-    ax.set_ylabel("valid perplexity (fairseq-train validation)")
+    unit = UNITS[level]
+    ax.set_ylabel(f"valid {unit} (fairseq-train validation)")
     ax.set_yscale("log")
-    ax.set_title("Brown, word level, CPU: valid ppl vs wall time")
+    ax.set_title(f"Brown, {level} level, CPU: valid {unit} vs wall time")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -269,18 +331,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budget-seconds", type=float, default=300,
                     help="wall-clock training budget per run (default 300)")
-    ap.add_argument("--data", default=os.path.join(ROOT, "examples/language_model/work/brown-bin"))
-    ap.add_argument("--work", default=os.path.join(ROOT, "examples/language_model/work/compare"))
+    ap.add_argument("--level", choices=sorted(LEVELS), default="word")
+    ap.add_argument("--data", help="binarised data (default: work/brown-bin or work/brown-char-bin, "
+                    "prepared when missing)")
+    ap.add_argument("--work", help="output directory (default: work/compare or work/compare-char)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--validate-interval-updates", type=int, default=150)
     ap.add_argument("--runs", default=",".join(ORDER), help="comma-separated subset of " + ",".join(ORDER))
     ap.add_argument("--skip-train", action="store_true", help="reuse existing runs in --work")
     ap.add_argument("--count-only", action="store_true")
     args = ap.parse_args()
+    work = os.path.join(ROOT, "examples/language_model/work")
+    args.data = args.data or os.path.join(work, LEVELS[args.level]["data"])
+    args.work = args.work or os.path.join(work, "compare" + ("" if args.level == "word" else "-char"))
+    prepare(args.level, args.data)
     if args.count_only:
-        return count_only()
-    if not os.path.exists(os.path.join(args.data, "dict.txt")):
-        sys.exit(f"{args.data}/dict.txt missing: run bash examples/language_model/run_brown.sh first")
+        return count_only(args.level, args.data)
     names = [n for n in ORDER if n in args.runs.split(",")]
     os.makedirs(args.work, exist_ok=True)
     started = datetime.datetime.utcnow()
@@ -292,7 +358,7 @@ def main():
     for name in names:
         run_dir = os.path.join(args.work, name)
         info = parse_train(run_dir)
-        label = RUNS[name][0]
+        label = runs(args.level)[name][0]
         rows.append((name, label, info))
         cmds.append(f"- `{name}` train: `{info['cmd']}`")
         if info["failed"]:
@@ -301,30 +367,33 @@ def main():
             table.append(f"| {label} | - | {info['params']} | {info['updates']} | "
                          f"FAILED: {err} | - | {info['budget']} s | `{name}` |")
             continue
-        for mode in RUNS[name][2]:
+        for mode in runs(args.level)[name][2]:
             vppl, vcmd = evaluate(name, mode, "valid", args, run_dir, cached=args.skip_train)
             tppl, tcmd = evaluate(name, mode, "test", args, run_dir, cached=args.skip_train)
             cmds.append(f"- `{name}` eval {mode}: `{tcmd}` (and `--gen-subset valid`)")
             table.append(f"| {label} | {mode} | {info['params']} | {info['updates']} | "
-                         f"{vppl:.2f} | {tppl:.2f} | {info['budget']} s "
+                         f"{in_units(args.level, vppl):.3f} | {in_units(args.level, tppl):.3f} | "
+                         f"{info['budget']} s "
                          f"(fairseq {info['fairseq_s']} s) | `{name}` |")
     machine = f"{cpu_model()}, {os.cpu_count()} cores, {args.threads} threads"
-    out = ["# Brown word-level LM race (compare.py)", "",
+    unit = UNITS[args.level]
+    out = [f"# Brown {args.level}-level LM race (compare.py)", "",
            f"Command: `{q([sys.executable and rel(sys.executable)] + sys.argv)}`  ",
            f"Machine: {machine}  ",
            f"Date: {started:%Y-%m-%d %H:%M} UTC (runs sequential, CPU, --seed 1)", "",
-           "| model | eval | params | updates | valid ppl | test ppl | budget | run |",
+           f"| model | eval | params | updates | valid {unit} | test {unit} | budget | run |",
            "|---|---|---:|---:|---:|---:|---|---|"] + table + [
-           "", "eval: stateless = `--task language_modeling --context-window 0` (128-token blocks, "
-           "no carried state); stateful = `--task durnn_language_modeling --batch-size 32` "
-           "(state carried along 32 streams). Test/valid ppl from fairseq-eval-lm on "
+           "", f"eval: stateless = `--task language_modeling --context-window 0` "
+           f"({LEVELS[args.level]['tokens']}-token blocks, no carried state); stateful = "
+           "`--task durnn_language_modeling --batch-size 32` (state carried along 32 streams). "
+           f"Test/valid {unit} from fairseq-eval-lm on "
            "checkpoint_best.pt; params = fairseq-train's \"num. shared model params\".", "",
            "Exact commands (run from the repository root, OMP_NUM_THREADS=MKL_NUM_THREADS="
            f"{args.threads}):", ""] + cmds + ["", "Learning curves: `curves.png`; points in "
-           "`<run>/valid.tsv` (seconds since fairseq-train started, updates, valid ppl)."]
+           "`<run>/valid.tsv` (seconds since fairseq-train started, updates, valid ppl per token)."]
     with open(os.path.join(args.work, "results.md"), "w") as f:
         f.write("\n".join(out) + "\n")
-    plot(rows, os.path.join(args.work, "curves.png"))
+    plot(args.level, rows, os.path.join(args.work, "curves.png"))
     print("\n".join(out[:9 + len(table)]))
     print(f"\nresults: {rel(os.path.join(args.work, 'results.md'))}  "
           f"curves: {rel(os.path.join(args.work, 'curves.png'))}")

