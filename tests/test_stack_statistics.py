@@ -60,3 +60,18 @@ def test_training_log_shows_layer_statistics(tmp_path, caplog):
     assert lines, "no training log line carries the layer statistics"
     for key in ["l0_u_mean", "l0_u_max", "l0_us_norm", "l0_gate", "l1_u_max"]:
         assert key in lines[-1]
+
+
+def test_models_with_two_stacks_prefix_their_statistics():
+    from torch import nn
+    from durnn_plugin.models.stack_updates import recurrent_stacks
+
+    def side():
+        module = nn.Module()
+        module.stack = single_layer()
+        return module
+
+    model = nn.Module()
+    model.encoder, model.decoder = side(), side()
+    assert sorted(recurrent_stacks(model)) == ["decoder_", "encoder_"]
+    assert list(recurrent_stacks(model.encoder)) == [""]

@@ -20,20 +20,14 @@ from torch import Tensor, nn
 
 from fairseq import utils
 from fairseq.dataclass import FairseqDataclass
-from fairseq.models import (
-    FairseqIncrementalDecoder,
-    FairseqLanguageModel,
-    register_model,
-    register_model_architecture,
-)
+from fairseq.models import FairseqLanguageModel, register_model, register_model_architecture
 from fairseq.modules import AdaptiveSoftmax
 from fairseq.utils import safe_getattr
 
 from ..modules import RecurrentStack, StackOptions
 from ..modules.options import check, check_positive_int, check_range
+from .stack_state import StackStateDecoder, right_padded_lengths
 from .stack_updates import after_update
-
-STATE_KEY = "stack_state"
 
 
 @dataclass
@@ -73,7 +67,7 @@ class DuRNNLanguageModelConfig(FairseqDataclass, StackOptions):
             return None
 
 
-class DuRNNLanguageModelDecoder(FairseqIncrementalDecoder):
+class DuRNNLanguageModelDecoder(StackStateDecoder):
     def __init__(self, cfg: DuRNNLanguageModelConfig, dictionary):
         super().__init__(dictionary)
         self.padding_idx = dictionary.pad()
@@ -118,17 +112,15 @@ class DuRNNLanguageModelDecoder(FairseqIncrementalDecoder):
         state = None
         if incremental_state is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]
-            state = self._get_state(incremental_state)
+            state = self.get_stack_state(incremental_state)
         elif carried_state is not None:
             state = carried_state.state
-        lengths = None
-        pad = prev_output_tokens.eq(self.padding_idx)
-        if incremental_state is None and bool(pad.any()):
-            lengths = (~pad).long().sum(1)
+        lengths = None if incremental_state is not None else \
+            right_padded_lengths(prev_output_tokens, self.padding_idx)
         x = self.embed_dropout(self.embed_tokens(prev_output_tokens)).transpose(0, 1)
         y, state = self.stack(x, lengths, state)
         if incremental_state is not None:
-            self._set_state(incremental_state, state)
+            self.set_stack_state(incremental_state, state)
         elif carried_state is not None:
             carried_state.state = [tuple(t.detach() for t in layer) for layer in state]
         y = self.output_dropout(y).transpose(0, 1)
@@ -141,27 +133,6 @@ class DuRNNLanguageModelDecoder(FairseqIncrementalDecoder):
             return features
         weight = self.embed_tokens.weight if self.output_weight is None else self.output_weight
         return nn.functional.linear(features, weight)
-
-    def _get_state(self, incremental_state):
-        flat = self.get_incremental_state(incremental_state, STATE_KEY)
-        if flat is None:
-            return None
-        layers: Dict[int, Dict[int, Tensor]] = {}
-        for key, tensor in flat.items():
-            layer, part = map(int, key.split("_"))
-            layers.setdefault(layer, {})[part] = tensor
-        return [tuple(layers[i][j] for j in sorted(layers[i])) for i in sorted(layers)]
-
-    def _set_state(self, incremental_state, state):
-        flat = {f"{i}_{j}": t for i, layer in enumerate(state) for j, t in enumerate(layer)}
-        self.set_incremental_state(incremental_state, STATE_KEY, flat)
-
-    def reorder_incremental_state(self, incremental_state, new_order: Tensor):
-        flat = self.get_incremental_state(incremental_state, STATE_KEY)
-        if flat is None:
-            return
-        flat = {k: v.index_select(1, new_order) for k, v in flat.items()}
-        self.set_incremental_state(incremental_state, STATE_KEY, flat)
 
     def max_positions(self):
         return self.max_target_positions if self.max_target_positions else int(1e6)

@@ -1,0 +1,107 @@
+"""What the encoder-decoder models (``s2t_durnn`` for speech, ``durnn`` for text) share: the
+config and the model class that builds :class:`DuRNNEncoder` and :class:`DuRNNDecoder`.
+
+Every :class:`~durnn_plugin.modules.StackOptions` field exists twice, once per side, with the
+prefix ``encoder_`` or ``decoder_`` (``--encoder-hidden-size``, ``--decoder-cell lstm``, ...),
+except ``bidirectional``: the encoder stack is always bidirectional (output ``2N``), the
+decoder stack never.
+"""
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from typing import Type
+
+from torch import nn
+
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import FairseqEncoderDecoderModel
+
+from ..modules import StackOptions
+from ..modules.options import InvalidOptionError, check_positive_int, check_range
+from .durnn_decoder import DuRNNDecoder
+from .durnn_encoder import DuRNNEncoder
+from .stack_updates import after_update
+
+SIDES = ("encoder", "decoder")
+PER_SIDE_DEFAULTS = {"encoder": {"num_layers": 4, "hidden_size": 320},
+                     "decoder": {"num_layers": 2, "hidden_size": 512}}
+
+
+def side_stack_options(side: str) -> Type:
+    """A dataclass with every StackOptions field but ``bidirectional``, named ``<side>_<field>``."""
+    specs = []
+    for f in fields(StackOptions):
+        if f.name == "bidirectional":
+            continue
+        default = PER_SIDE_DEFAULTS[side].get(f.name, f.default)
+        assert default is not MISSING
+        specs.append((f"{side}_{f.name}", f.type, field(
+            default=default, metadata={"help": f"{side} stack: {f.metadata['help']}"})))
+    return make_dataclass(f"{side.title()}StackOptions", specs)
+
+
+EncoderStackOptions = side_stack_options("encoder")
+DecoderStackOptions = side_stack_options("decoder")
+
+
+@dataclass
+class DuRNNSeq2SeqConfig(FairseqDataclass, EncoderStackOptions, DecoderStackOptions):
+    encoder_embed_dim: int = field(default=256, metadata={
+        "help": "encoder input size E: token embedding size, or the speech subsampler's output"})
+    decoder_embed_dim: int = field(default=256, metadata={
+        "help": "decoder token embedding size, also the attention output size"})
+    dropout: float = field(default=0.2, metadata={
+        "help": "dropout on embeddings / subsampled frames, the encoder output and the "
+                "attention output"})
+    share_decoder_input_output_embed: bool = field(default=False, metadata={
+        "help": "tie the decoder's input and output embeddings"})
+
+    @classmethod
+    def from_cfg(cls, cfg) -> "DuRNNSeq2SeqConfig":
+        """The config itself, or one built from a DictConfig (hydra, a checkpoint)."""
+        if isinstance(cfg, cls):
+            return cfg
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in dict(cfg).items() if k in known})
+
+    def stack_options(self, side: str) -> StackOptions:
+        """The :class:`StackOptions` of one side, validated; errors name the prefixed option."""
+        opts = StackOptions(**{f.name: getattr(self, f"{side}_{f.name}") for f in fields(StackOptions)
+                               if f.name != "bidirectional"}, bidirectional=side == "encoder")
+        try:
+            opts.validate()
+        except InvalidOptionError as error:
+            raise InvalidOptionError(f"{side}_{error.option}", error.value, error.allowed) from None
+        return opts
+
+    def validate(self) -> None:
+        for side in SIDES:
+            self.stack_options(side)
+        check_positive_int("encoder_embed_dim", self.encoder_embed_dim)
+        check_positive_int("decoder_embed_dim", self.decoder_embed_dim)
+        check_range("dropout", self.dropout, 0, 1, hi_open=True)
+
+
+class DuRNNSeq2SeqModel(FairseqEncoderDecoderModel):
+    """Encoder (front-end + bidirectional stack) and attention decoder; subclasses give the
+    config class and the front-end."""
+
+    config_class = DuRNNSeq2SeqConfig
+
+    @classmethod
+    def build_front_end(cls, cfg: DuRNNSeq2SeqConfig, task) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        cfg = cls.config_class.from_cfg(cfg)
+        cfg.validate()
+        encoder = DuRNNEncoder(cls.build_front_end(cfg, task), cfg.stack_options("encoder"),
+                               cfg.dropout, task.source_dictionary)
+        decoder = DuRNNDecoder(task.target_dictionary, cfg.decoder_embed_dim,
+                               cfg.stack_options("decoder"), encoder.output_size, cfg.dropout,
+                               cfg.share_decoder_input_output_embed)
+        return cls(encoder, decoder)
+
+    def set_num_updates(self, num_updates):
+        """Called by fairseq after every optimiser update: see :mod:`.stack_updates`."""
+        super().set_num_updates(num_updates)
+        after_update(self)
