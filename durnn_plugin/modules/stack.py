@@ -1,18 +1,22 @@
 """The one recurrent stack behind every model (LM, encoder, decoder, classifier).
 
 Input x ``(T, B, D)``, right-padded with ``lengths (B,)`` (``None``: no padding); output
-``(T, B, N)`` (``2N`` if bidirectional) and the final states. Layer ``l`` computes::
+``(T, B, N)`` (``2N`` if bidirectional) and the final states. Layer ``l`` computes
+(``--block post-norm``, the default)::
 
     y_l = cell_l(x_l)                  recurs over t - d_l (dilation)
     y_l = y_l + skip_l(x_l)            residual: identity, or a projection where sizes differ
     y_l = norm_l(y_l)                  layer / batch (over valid positions) / none
     x_{l+1} = dropout(y_l)             one mask per sequence, shared over time; not after the last
 
+or, with ``--block residual`` (SPEC section 4), a pre-activation block of two cells
+(:class:`ResidualBlock`): ``y_l = skip_l(x_l) + cell_l2(norm_l2(cell_l1(norm_l1(x_l))))``.
+
 Bidirectional: a second stack runs over each sequence's valid part reversed; its output is
 reversed back and concatenated to the forward output.
 
-State: a list with one tuple per layer (forward layers, then backward layers), each tensor
-``(d_l, B, C)``: the last ``d_l`` states in time order (see :mod:`..ops.time_dilation`).
+State: a list with one tuple per layer (forward layers, then backward layers; a residual
+block's tuple holds its two cells' states), each tensor ``(d_l, B, C)``: the last ``d_l`` states in time order (see :mod:`..ops.time_dilation`).
 Positions past a sequence's length change neither its valid outputs nor its final state.
 """
 from contextlib import contextmanager
@@ -27,7 +31,7 @@ from .durnn_cell import DuRNNCell
 from .indrnn_cell import IndRNNCell
 from .norms import build_norm
 from .shared_dropout import SharedDropout
-from .stack_options import StackOptions
+from .stack_options import BLOCKS, StackOptions
 from .torch_rnn_cell import TorchRNNCell
 
 
@@ -43,18 +47,31 @@ def build_cell(opts: StackOptions, input_size: int, last: bool) -> RecurrentCell
     return TorchRNNCell(opts.cell, input_size, opts.hidden_size)
 
 
+def build_recurrence(opts: StackOptions, input_size: int, dilation: int,
+                     last: bool) -> RecurrentCell:
+    """A cell of ``opts.cell``, wrapped in :class:`.dilated.Dilated` when ``dilation > 1``."""
+    cell = build_cell(opts, input_size, last)
+    return Dilated(cell, dilation) if dilation > 1 else cell
+
+
+def build_skip(input_size: int, size: int) -> nn.Module:
+    """Identity, or a linear projection (no bias) where the sizes differ."""
+    return nn.Identity() if size == input_size else nn.Linear(input_size, size, bias=False)
+
+
 class StackLayer(nn.Module):
+    """``--block post-norm``: ``y = norm(cell(x) + skip(x))`` (no skip with ``no_residual``)."""
+
     def __init__(self, opts: StackOptions, input_size: int, dilation: int, last: bool):
         super().__init__()
-        cell = build_cell(opts, input_size, last)
-        self.cell = Dilated(cell, dilation) if dilation > 1 else cell
+        self.cell = build_recurrence(opts, input_size, dilation, last)
         size = self.cell.output_size
-        if opts.no_residual:
-            self.skip = None
-        else:
-            self.skip = nn.Identity() if size == input_size else nn.Linear(input_size, size, bias=False)
+        self.skip = None if opts.no_residual else build_skip(input_size, size)
         self.norm = build_norm(opts.norm, size)
         self.output_size = size
+
+    def cells(self) -> Dict[str, RecurrentCell]:
+        return {"": self.cell}
 
     def forward(self, x: Tensor, state: Optional[State], lengths: Optional[Tensor],
                 mask: Optional[Tensor]) -> Tuple[Tensor, State]:
@@ -62,6 +79,41 @@ class StackLayer(nn.Module):
         if self.skip is not None:
             y = y + self.skip(x)
         return self.norm(y, mask), state
+
+
+class ResidualBlock(nn.Module):
+    """``--block residual`` (SPEC section 4, the residual IndRNN block, for any cell): two
+    pre-activation units and an identity skip, ``y = skip(x) + cell_2(norm_2(cell_1(norm_1(x))))``
+    (``skip`` projects where sizes differ, i.e. only in the first block). The last block also
+    normalises its output (``final_norm``), as pre-activation networks do before their head.
+    Its state is the two cells' states, concatenated (``cell_1``'s first)."""
+
+    def __init__(self, opts: StackOptions, input_size: int, dilation: int, last: bool):
+        super().__init__()
+        self.norm_1 = build_norm(opts.norm, input_size)
+        self.cell_1 = build_recurrence(opts, input_size, dilation, False)
+        self.norm_2 = build_norm(opts.norm, self.cell_1.output_size)
+        self.cell_2 = build_recurrence(opts, self.cell_1.output_size, dilation, last)
+        self.output_size = self.cell_2.output_size
+        self.skip = build_skip(input_size, self.output_size)
+        self.final_norm = build_norm(opts.norm, self.output_size) if last else None
+
+    def cells(self) -> Dict[str, RecurrentCell]:
+        return {"_1": self.cell_1, "_2": self.cell_2}
+
+    def forward(self, x: Tensor, state: Optional[State], lengths: Optional[Tensor],
+                mask: Optional[Tensor]) -> Tuple[Tensor, State]:
+        n_1 = len(self.cell_1.state_sizes)
+        state_1, state_2 = (None, None) if state is None else (state[:n_1], state[n_1:])
+        z, state_1 = self.cell_1(self.norm_1(x, mask), state_1, lengths)
+        z, state_2 = self.cell_2(self.norm_2(z, mask), state_2, lengths)
+        y = self.skip(x) + z
+        if self.final_norm is not None:
+            y = self.final_norm(y, mask)
+        return y, tuple(state_1) + tuple(state_2)
+
+
+BLOCK_CLASSES = dict(zip(BLOCKS, (StackLayer, ResidualBlock)))
 
 
 def reverse_padded(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
@@ -89,7 +141,8 @@ class RecurrentStack(nn.Module):
     def _layers(opts: StackOptions, input_size: int) -> nn.ModuleList:
         layers = []
         for index, dilation in enumerate(opts.layer_dilations()):
-            layers.append(StackLayer(opts, input_size, dilation, index == opts.num_layers - 1))
+            layers.append(BLOCK_CLASSES[opts.block](opts, input_size, dilation,
+                                             index == opts.num_layers - 1))
             input_size = layers[-1].output_size
         return nn.ModuleList(layers)
 
@@ -128,10 +181,12 @@ class RecurrentStack(nn.Module):
                 module.project_constraints_()
 
     def layer_cells(self) -> Dict[str, RecurrentCell]:
-        """Each layer's cell by name: ``l0``, ``l1``, ... (forward), ``l0b``, ... (backward)."""
-        return {f"l{index}{'b' if direction else ''}": layer.cell
+        """Each layer's cell by name: ``l0``, ``l1``, ... (forward), ``l0b``, ... (backward);
+        a residual block's two cells are ``l0_1`` and ``l0_2``."""
+        return {f"l{index}{'b' if direction else ''}{suffix}": cell
                 for direction, layers in enumerate(self.directions)
-                for index, layer in enumerate(layers)}
+                for index, layer in enumerate(layers)
+                for suffix, cell in layer.cells().items()}
 
     def statistics(self) -> Dict[str, Tensor]:
         """``<layer>_<name>`` -> 0-dim tensor, from each cell's ``statistics()``."""
