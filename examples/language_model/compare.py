@@ -54,9 +54,9 @@ run's own task: stateless blocks for the language_modeling runs, carried state f
 ``durnn-tbptt``. Validating every N updates charges the faster models more validation time
 per second of budget (about 2-3 s per validation of the 109k-token valid set here).
 
-Evaluation: ``fairseq-eval-lm`` (run as ``python -c`` with ``argparse.Namespace`` added to
-torch's safe globals, because lstm_lm checkpoints hold their config as a Namespace and torch's
-default ``weights_only`` loader refuses it otherwise) on ``checkpoint_best.pt`` (the checkpoint with the lowest
+Evaluation: ``fairseq-eval-lm --user-dir durnn_plugin`` (the plugin allow-lists
+``argparse.Namespace`` for torch's default ``weights_only`` loader, which lstm_lm checkpoints need:
+they hold their config as a Namespace) on ``checkpoint_best.pt`` (the checkpoint with the lowest
 validation loss among all validations), valid and test:
 
 * stateless: ``--task language_modeling --tokens-per-sample 128 --context-window 0``
@@ -178,16 +178,8 @@ def train_cmd(level, name, data, save_dir, budget, val_every):
                "--seed", "1", "--cpu", "--num-workers", "0"])
 
 
-# fairseq-eval-lm, with argparse.Namespace allow-listed for torch's default weights_only
-# loader: lstm_lm is a legacy (argparse) fairseq model, so its checkpoints store the model
-# configuration as a Namespace, which torch >= 2.6 refuses to unpickle otherwise.
-EVAL_LM = ("import argparse, sys, torch; "
-           "torch.serialization.add_safe_globals([argparse.Namespace]); "
-           "from fairseq_cli.eval_lm import cli_main; sys.argv[0] = 'fairseq-eval-lm'; cli_main()")
-
-
 def eval_cmd(level, data, ckpt, mode, subset):
-    cmd = [os.path.join(BIN, "python"), "-c", EVAL_LM, rel(data), "--user-dir", "durnn_plugin",
+    cmd = [os.path.join(BIN, "fairseq-eval-lm"), rel(data), "--user-dir", "durnn_plugin",
            "--path", rel(ckpt), "--gen-subset", subset, "--cpu", "--num-workers", "0"]
     if mode == "stateless":
         return cmd + data_args(level, False)[:4] + ["--max-tokens",
