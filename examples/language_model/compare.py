@@ -47,7 +47,10 @@ Fairness of the clock: each run gets ``--stop-time-hours BUDGET/3600``; fairseq 
 from the trainer's creation and includes validation and checkpoint time, so validating every
 ``--validate-interval-updates`` updates (and saving ``checkpoint_best.pt`` then) costs every
 model out of its own budget. Runs are strictly sequential (never two trainings at once), and
-the evaluations run after all trainings. The learning curve's x axis is the wall time since
+the evaluations run after all trainings. On a machine that other jobs share, ``--concurrent``
+starts all trainings at once instead, each with ``--threads`` threads (use 1): they then share
+whatever the machine has left equally, at the same moments, which sequential runs under a
+changing load would not. The learning curve's x axis is the wall time since
 the fairseq-train process was started, taken by this script when each ``valid`` line appears
 (so it includes start-up, validation and saving). Those validation points come from each
 run's own task: stateless blocks for the language_modeling runs, carried state for
@@ -84,6 +87,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -216,7 +220,8 @@ def train(name, args, run_dir):
                 s = time.time() - t0
                 tsv.write(f"{s:.1f}\t{m.group(2)}\t{m.group(1)}\n")
                 tsv.flush()
-                print(f"   {s:6.1f}s  updates {m.group(2):>5}  valid ppl {m.group(1)}", flush=True)
+                print(f"   {name:12s} {s:6.1f}s  updates {m.group(2):>5}  valid ppl {m.group(1)}",
+                      flush=True)
         rc = p.wait()
     with open(os.path.join(run_dir, "command.txt"), "w") as f:
         f.write(q(cmd) + "\n")
@@ -332,6 +337,8 @@ def main():
     ap.add_argument("--runs", default=",".join(ORDER), help="comma-separated subset of " + ",".join(ORDER))
     ap.add_argument("--skip-train", action="store_true", help="reuse existing runs in --work")
     ap.add_argument("--count-only", action="store_true")
+    ap.add_argument("--concurrent", action="store_true",
+                    help="train all runs at the same time (each with --threads threads)")
     args = ap.parse_args()
     work = os.path.join(ROOT, "examples/language_model/work")
     args.data = args.data or os.path.join(work, LEVELS[args.level]["data"])
@@ -343,8 +350,12 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     started = datetime.datetime.utcnow()
     if not args.skip_train:
-        for name in names:  # strictly one after the other
-            train(name, args, os.path.join(args.work, name))
+        if args.concurrent:
+            with ThreadPoolExecutor(len(names)) as pool:
+                list(pool.map(lambda n: train(n, args, os.path.join(args.work, n)), names))
+        else:
+            for name in names:  # strictly one after the other
+                train(name, args, os.path.join(args.work, name))
     print(f"\n== evaluate ({datetime.datetime.utcnow():%H:%M:%S} UTC)", flush=True)
     rows, table, cmds = [], [], []
     for name in names:
@@ -372,7 +383,8 @@ def main():
     out = [f"# Brown {args.level}-level LM race (compare.py)", "",
            f"Command: `{q([sys.executable and rel(sys.executable)] + sys.argv)}`  ",
            f"Machine: {machine}  ",
-           f"Date: {started:%Y-%m-%d %H:%M} UTC (runs sequential, CPU, --seed 1)", "",
+           f"Date: {started:%Y-%m-%d %H:%M} UTC (runs "
+           f"{'concurrent' if args.concurrent else 'sequential'}, CPU, --seed 1)", "",
            f"| model | eval | params | updates | valid {unit} | test {unit} | budget | run |",
            "|---|---|---:|---:|---:|---:|---|---|"] + table + [
            "", f"eval: stateless = `--task language_modeling --context-window 0` "
