@@ -20,7 +20,7 @@ pytest.importorskip("triton")
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in multiply:RuntimeWarning")
 
 from durnn_plugin.ops import (  # noqa: E402
-    choose_backend, indrnn_recurrence, indrnn_reference, indrnn_triton, last_states,
+    choose_backend, indrnn_loop, indrnn_recurrence, indrnn_reference, indrnn_triton, last_states,
 )
 
 kernel_module = importlib.import_module("durnn_plugin.ops.indrnn_triton")
@@ -144,6 +144,27 @@ def test_default_launch_config_many_columns(device):
 
 
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
+def test_longer_sequence_default_chunks_match_the_loop(device):
+    """T = 512 with the default K (16, so 32 chunks) and u near 1, in fp32 against the sequential
+    loop: the chunk start states' rounding stays at the loop's own level."""
+    g = torch.Generator().manual_seed(7)
+    T = 512
+    assert scan_module.chunk_length(T, torch.ones(1), torch.float32) == 16
+    a = torch.randn(T, 1, 4, generator=g)
+    u = torch.tensor([0.9999, -0.9, 0.5, -0.2])
+    h0 = torch.rand(1, 1, 4, generator=g)
+    grad = torch.randn(T, 1, 4, generator=g)
+    ref_in = [x.clone().requires_grad_() for x in (a, u, h0)]
+    ref = indrnn_loop(*ref_in)
+    ref_grads = torch.autograd.grad(ref, ref_in, grad)
+    inputs = [x.to(device).requires_grad_() for x in (a, u, h0)]
+    h = indrnn_triton_scan(*inputs)
+    assert_near(h, ref, 2e-6, "h")
+    for name, x, y in zip(("a", "u", "h0"), torch.autograd.grad(h, inputs, grad.to(device)), ref_grads):
+        assert_near(x, y, 2e-6, f"grad {name}")
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
 @pytest.mark.parametrize("d", [1, 2])
 def test_state_in_out_splits_a_sequence(device, d):
     a, u, h0 = make_inputs(17, d, torch.float64, device)
@@ -244,9 +265,11 @@ def test_scan_kernels_compile_for_sm90_without_a_gpu(monkeypatch, tmp_path, dtyp
         from triton.compiler import ASTSource
     except ImportError:
         pytest.skip("this triton has no ahead-of-time compile API")
-    fwd_maps, fwd_starts, fwd_chunks, bwd_maps, bwd_incoming, bwd_chunks = scan_module._build_kernels()
+    fwd_maps, fwd_starts, fwd_chunks, bwd_maps, bwd_incoming, bwd_chunks = \
+        scan_module._build_kernels()
     wide = dtype == "fp64"
-    acc, big = (tl.float64, torch.finfo(torch.float64).max) if wide else (tl.float32, torch.finfo(torch.float32).max)
+    acc = tl.float64 if wide else tl.float32
+    big = torch.finfo(torch.float64 if wide else torch.float32).max
     p, f32, s = "*" + dtype, "*fp32", "*fp64" if wide else "*fp32"
     consts = {"BLOCK": "constexpr", "ACC": "constexpr"}
     signatures = [
