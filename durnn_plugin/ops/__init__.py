@@ -4,6 +4,7 @@ from .indrnn_cpu import indrnn_loop
 from .indrnn_reference import indrnn_reference
 from .indrnn_scan import indrnn_scan
 from .indrnn_triton import indrnn_triton
+from .indrnn_triton_scan import indrnn_triton_scan
 from .time_dilation import columns_to_state, column_lengths, dilate, last_states, undilate
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "indrnn_reference",
     "indrnn_scan",
     "indrnn_triton",
+    "indrnn_triton_scan",
     "columns_to_state",
     "column_lengths",
     "dilate",

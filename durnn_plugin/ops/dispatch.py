@@ -6,11 +6,13 @@
 * ``reference``: the autograd loop (ground truth, slow);
 * ``cpu``: the custom-function loop over time (any device);
 * ``triton``: the fused Triton kernel (CUDA tensors; CPU tensors only under ``TRITON_INTERPRET=1``);
-* ``scan``: the exact chunked parallel-in-time scan in torch (any device).
+* ``scan``: the exact chunked parallel-in-time scan in torch (any device);
+* ``triton_scan``: the same chunked scan as Triton kernels (where ``triton`` runs).
 
 ``auto``, with ``C = d·B·N`` columns and ``S = ceil(T/d)`` sequential steps of the dilated view:
 
-* CUDA tensors, triton importable, dtype fp32/bf16/fp16/fp64 → ``triton``;
+* CUDA tensors, triton importable, dtype fp32/bf16/fp16/fp64 → ``triton`` (or, only if the
+  constant ``TRITON_SCAN_ON_CUDA`` is switched on, ``triton_scan`` under the scan rule below);
 * otherwise (CPU, or CUDA without triton) → ``scan`` if ``C ≤ SCAN_MAX_COLUMNS`` and
   ``S ≥ SCAN_MIN_STEPS``, else ``cpu``.
 
@@ -19,7 +21,10 @@ VM shared with a training job: with C ≤ 512 and T ≥ 8192 the scan measured f
 thread (C = 128: 4.4-4.7x, C = 512: 1.2-1.3x) and with 2 (C = 128: 1.3-3.3x, C = 512:
 1.0-1.2x); at C = 1024 it was a tie at best, and for T ≤ 4096 it lost with 2 threads (its few
 whole-tensor ops stall when the cores are shared). The scan is not chosen on CUDA when triton is
-there: that needs a GPU measurement first (the switch is one constant, ``SCAN_ON_CUDA``).
+there: that needs a GPU measurement first (the switch is one constant, ``SCAN_ON_CUDA``). The
+same holds for ``triton_scan`` (``TRITON_SCAN_ON_CUDA = False``): it is exact and tested, but its
+speed against the sequential kernel is unmeasured (``examples/benchmarks/gpu_speed.py`` compares
+them), and the GPU thresholds may differ from the CPU ones used here.
 
 A backend forced through ``DURNN_BACKEND`` that cannot run raises one line, e.g.
 ``DURNN_BACKEND=triton cannot run here: tensors are on cpu and TRITON_INTERPRET is not set``.
@@ -34,12 +39,14 @@ from .indrnn_cpu import indrnn_loop
 from .indrnn_reference import indrnn_reference
 from .indrnn_scan import indrnn_scan
 from .indrnn_triton import cannot_run_reason, indrnn_triton
+from .indrnn_triton_scan import indrnn_triton_scan
 
 BACKENDS = {
     "reference": indrnn_reference,
     "cpu": indrnn_loop,
     "triton": indrnn_triton,
     "scan": indrnn_scan,
+    "triton_scan": indrnn_triton_scan,
 }
 BACKEND_NAMES = ("auto",) + tuple(sorted(BACKENDS))
 ENV_VAR = "DURNN_BACKEND"
@@ -47,6 +54,9 @@ ENV_VAR = "DURNN_BACKEND"
 SCAN_MAX_COLUMNS = 512  # d·B·N
 SCAN_MIN_STEPS = 8192  # ceil(T/d)
 SCAN_ON_CUDA = False  # prefer the scan over the Triton kernel under the same rule (unmeasured)
+TRITON_SCAN_ON_CUDA = False  # prefer triton_scan over the Triton kernel under the same rule
+# (unmeasured: needs a GPU benchmark, examples/benchmarks/gpu_speed.py)
+TRITON_BACKENDS = ("triton", "triton_scan")
 
 
 def selected_backend() -> str:
@@ -68,15 +78,17 @@ def choose_backend(a: Tensor, dilation: int = 1) -> str:
     """The backend a call on ``a`` will use under the current ``DURNN_BACKEND``; raises a one-line
     ``RuntimeError`` if a forced backend cannot run on ``a``."""
     name = selected_backend()
-    if name == "triton":
+    if name in TRITON_BACKENDS:
         reason = cannot_run_reason(a)
         if reason is not None:
-            raise RuntimeError(f"{ENV_VAR}=triton cannot run here: {reason}")
+            raise RuntimeError(f"{ENV_VAR}={name} cannot run here: {reason}")
         return name
     if name != "auto":
         return name
     small_long = scan_pays_off(a, dilation)
     if a.device.type == "cuda" and cannot_run_reason(a) is None:
+        if small_long and TRITON_SCAN_ON_CUDA:
+            return "triton_scan"
         return "scan" if (SCAN_ON_CUDA and small_long) else "triton"
     return "scan" if small_long else "cpu"
 

@@ -13,8 +13,10 @@ Three tables, each with the device name and date:
 2. Effective bandwidth of the fused recurrence kernel (fwd+bwd moves 5 elements per (t, b, n):
    a and h in the forward; g, h and ∂a in the backward) against the device's copy bandwidth
    (``y.copy_(x)``, 2 elements per element copied). Goal: >= 80%.
-3. The chunked scan against the sequential kernel for few columns and long T
-   (goal: >= 10x at B·N <= 1024, T >= 16k).
+3. The chunked scans (``triton_scan``: Triton kernels; ``scan``: vectorised torch) against the
+   sequential kernel for few columns and long T (goal: >= 10x at B·N <= 1024, T >= 16k). On a
+   device where triton cannot run (CPU without ``TRITON_INTERPRET``) the ``triton_scan`` column
+   shows ``-``.
 """
 import argparse
 
@@ -22,7 +24,10 @@ import torch
 from bench_utils import fwd_bwd, header, median_seconds
 
 from durnn_plugin.modules import DuRNNCell, IndRNNCell
-from durnn_plugin.ops import indrnn_loop, indrnn_recurrence, indrnn_scan, indrnn_triton
+from durnn_plugin.ops import (
+    indrnn_loop, indrnn_recurrence, indrnn_scan, indrnn_triton, indrnn_triton_scan,
+)
+from durnn_plugin.ops.indrnn_triton import cannot_run_reason
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -78,17 +83,27 @@ def bandwidth_table(args) -> None:
 
 def scan_table(args) -> None:
     sequential = indrnn_triton if args.device == "cuda" else indrnn_loop
-    print(f"\nscan vs sequential recurrence ({sequential.__name__}), fp32, fwd+bwd seconds, "
+    print(f"\nscans vs sequential recurrence ({sequential.__name__}), fp32, fwd+bwd seconds, "
           f"{header(args.device)}")
-    print("| B·N | T | sequential | scan | speed-up |")
-    print("|---|---|---|---|---|")
+    print("| B·N | T | sequential | triton_scan | scan (torch) | triton_scan speed-up | "
+          "scan speed-up |")
+    print("|---|---|---|---|---|---|---|")
     for cols in args.scan_cols:
         for T in args.scan_T:
             a = torch.randn(T, 1, cols, device=args.device, requires_grad=True)
             u = (torch.rand(cols, device=args.device) * 2 - 1).requires_grad_()
-            seq = median_seconds(fwd_bwd(lambda: sequential(a, u), a, u), args.repeat, args.device)
-            scan = median_seconds(fwd_bwd(lambda: indrnn_scan(a, u), a, u), args.repeat, args.device)
-            print(f"| {cols} | {T} | {seq:.4f} | {scan:.4f} | {seq / scan:.1f}x |", flush=True)
+
+            def seconds(fn):
+                return median_seconds(fwd_bwd(lambda: fn(a, u), a, u), args.repeat, args.device)
+
+            seq, scan = seconds(sequential), seconds(indrnn_scan)
+            if cannot_run_reason(a) is None:
+                tscan = seconds(indrnn_triton_scan)
+                tscan_s, tscan_x = f"{tscan:.4f}", f"{seq / tscan:.1f}x"
+            else:
+                tscan_s = tscan_x = "-"
+            print(f"| {cols} | {T} | {seq:.4f} | {tscan_s} | {scan:.4f} | {tscan_x} | "
+                  f"{seq / scan:.1f}x |", flush=True)
 
 
 def main():
