@@ -14,7 +14,7 @@ import torch
 
 from fairseq import checkpoint_utils, distributed_utils, options
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-from fairseq_cli import train
+from fairseq_cli import preprocess, train
 
 from fairseq_runs import BIN, PLUGIN, TINY_MODEL
 
@@ -36,6 +36,24 @@ def train_argv(data: Path, save_dir: Path, task: str = "language_modeling", extr
     """A complete, deterministic fairseq-train command line (without the program name)."""
     return ([str(data), "--user-dir", PLUGIN, "--arch", "durnn_lm", "--save-dir", str(save_dir)]
             + TINY_MODEL + TASK_ARGS[task] + DETERMINISTIC + [str(a) for a in extra])
+
+
+def binarize(text_dir: Path, srcdict: Path = None) -> Path:
+    """``text_dir/{train,valid,test}.txt`` -> ``text_dir/bin`` (fairseq-preprocess --only-source),
+    with the dictionary ``srcdict`` if given, else one built from the train split."""
+    argv = ["--only-source", "--destdir", str(text_dir / "bin"), "--workers", "1"]
+    argv += [arg for split in ("train", "valid", "test")
+             for arg in (f"--{split}pref", str(text_dir / f"{split}.txt"))]
+    if srcdict is not None:
+        argv += ["--srcdict", str(srcdict)]
+    preprocess.main(options.get_preprocessing_parser().parse_args(argv))
+    return text_dir / "bin"
+
+
+def run_tool(tool: str, argv) -> subprocess.CompletedProcess:
+    """Run a fairseq command (one torch thread) with stdout and stderr captured apart."""
+    return subprocess.run([str(BIN / tool)] + [str(a) for a in argv], env=ENV, text=True,
+                          capture_output=True, timeout=300)
 
 
 def start(tool: str, argv) -> subprocess.Popen:
