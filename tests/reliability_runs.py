@@ -1,6 +1,6 @@
-"""fairseq-train as a subprocess on tiny data, for the reliability tests (distributed, resume,
-determinism, mixed precision, hostile input): deterministic command lines, JSON log parsing,
-checkpoint parameters."""
+"""fairseq-train on tiny data for the reliability tests (distributed, resume, determinism,
+hostile input): deterministic command lines, runs as subprocesses or in this process, JSON log
+parsing, checkpoint parameters."""
 import json
 import logging
 import os

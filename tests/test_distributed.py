@@ -11,7 +11,6 @@ gradient's rounding (Adam's first steps are about ``lr·sign(g)`` and would magn
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import torch
 
 from fairseq_runs import preprocess_lm
 from reliability_runs import (finish, free_port, parameters, results, start, train_argv,
