@@ -1,9 +1,10 @@
 """DuRNN, IndRNN and Dilated RNN layers for fairseq (``--user-dir durnn_plugin``).
 
 ``ops`` and ``modules`` are torch-only; ``models``, ``tasks`` and ``criterions`` register with
-fairseq when it is importable.
+fairseq when it is importable. ``DURNN_DETERMINISTIC=1`` selects deterministic kernels
+(:mod:`.determinism`).
 """
-from . import ops, modules  # noqa: F401
+from . import determinism, ops, modules  # noqa: F401
 
 try:
     import fairseq  # noqa: F401
@@ -13,3 +14,5 @@ else:
     from . import cli_errors, criterions, models, tasks  # noqa: F401
 
     cli_errors.install()
+
+determinism.apply_from_environment()  # after the hook: a bad value prints as one line

@@ -26,6 +26,7 @@ from fairseq.utils import safe_getattr
 
 from ..modules import RecurrentStack, StackOptions
 from ..modules.options import check, check_positive_int, check_range
+from ..modules.state_dict_check import check_state_dict_fits
 from .stack_state import StackStateDecoder, right_padded_lengths
 from .stack_updates import after_update
 
@@ -147,6 +148,13 @@ class DuRNNLanguageModel(FairseqLanguageModel):
             cfg = DuRNNLanguageModelConfig(**{k: v for k, v in dict(cfg).items() if k in known})
         cfg.validate(len(task.target_dictionary))
         return cls(DuRNNLanguageModelDecoder(cfg, task.target_dictionary))
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        """A checkpoint that does not fit (other sizes, another dictionary) is refused with one
+        line naming the tensor and the cause, before torch's long report."""
+        check_state_dict_fits(self, state_dict, strict=strict,
+                              vocab_keys=["decoder.embed_tokens.weight", "decoder.output_weight"])
+        return super().load_state_dict(state_dict, strict, model_cfg, args)
 
     def set_num_updates(self, num_updates):
         """Called by fairseq after every optimiser update: see :mod:`.stack_updates`."""

@@ -2,7 +2,13 @@
 from typing import Any, Iterable
 
 
-class InvalidOptionError(ValueError):
+class OneLineError(ValueError):
+    """An error whose message alone says what is wrong and what to do (one line): the command
+    line tools print just that line (see ``durnn_plugin.cli_errors``), even when fairseq wraps it
+    in an exception of its own."""
+
+
+class InvalidOptionError(OneLineError):
     """An option value outside its allowed range. The message is one line:
     ``invalid --short-rho=1.2: must be in (0, 1)``; the option is named as on the command line
     (its Python/YAML name is the same with ``_`` for ``-``)."""

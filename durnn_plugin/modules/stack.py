@@ -30,6 +30,7 @@ from .dilated import Dilated
 from .durnn_cell import DuRNNCell
 from .indrnn_cell import IndRNNCell
 from .norms import build_norm
+from .options import OneLineError
 from .shared_dropout import SharedDropout
 from .stack_options import BLOCKS, StackOptions
 from .torch_rnn_cell import TorchRNNCell
@@ -159,6 +160,9 @@ class RecurrentStack(nn.Module):
     def forward(self, x: Tensor, lengths: Optional[Tensor] = None,
                 state: Optional[List[State]] = None) -> Tuple[Tensor, List[State]]:
         T = x.shape[0]
+        if T == 0:
+            raise OneLineError(f"the input has no time steps: x is {tuple(x.shape)} (T, B, C); "
+                               "every batch needs at least one step")
         if lengths is not None and bool((lengths >= T).all()):
             lengths = None
         mask = None

@@ -12,6 +12,12 @@ Every layer's state is carried from segment ``k`` to ``k + 1``, detached (:mod:`
 model. Training and validation keep separate carriers (validation passes over several subsets
 run one after the other, each from segment 0, so they share one); fairseq's dummy batches (the
 ``ignore_grad`` replays of the first batch) get a box of their own and never touch the state.
+
+Checkpoints: fairseq stores ``get_checkpoint_dict()`` with every checkpoint and hands it back to
+``set_checkpoint_dict`` when training resumes (after restoring the data iterator's position), so
+a run resumed from a mid-epoch checkpoint continues with the training state the segment before
+had left. fairseq saves on rank 0 only: with several data-parallel workers the other workers'
+streams restart from zeros after a resume.
 """
 import logging
 import os
@@ -53,6 +59,7 @@ class DuRNNLanguageModelingTask(FairseqTask):
         self.dictionary = dictionary
         self.carriers = {"train": StateCarrier(cfg.state_reset_prob, cfg.seed),
                          "valid": StateCarrier()}
+        self.shard = (1, 0)  # (data-parallel workers, this worker), from get_batch_iterator
 
     @classmethod
     def setup_task(cls, cfg: DuRNNLanguageModelingConfig, **kwargs):
@@ -91,6 +98,7 @@ class DuRNNLanguageModelingTask(FairseqTask):
         """Segment batches of this worker's streams, in order: ``max_sentences`` (fairseq's
         batch size) streams per worker, else ``max_tokens // tokens_per_sample``."""
         T = self.cfg.tokens_per_sample
+        self.shard = (num_shards, shard_id)
         B = max_sentences or max(1, (max_tokens or T) // T)
         segments = worker_segments(dataset, B, T, num_shards, shard_id)
         return iterators.EpochBatchIterator(
@@ -101,7 +109,20 @@ class DuRNNLanguageModelingTask(FairseqTask):
 
     def _attach(self, sample, mode: str) -> None:
         """Put the box of ``sample``'s segment into its ``net_input`` (``mode``: train / valid)."""
-        sample["net_input"]["carried_state"] = self.carriers[mode].box_for(sample["segment"])
+        box = self.carriers[mode].box_for(sample["segment"])
+        sample["net_input"]["carried_state"] = box.to(sample["net_input"]["src_tokens"].device)
+
+    def get_checkpoint_dict(self):
+        """What fairseq saves with a checkpoint: this worker's training carrier (stream
+        position, carried state, reset generator) and which worker it belongs to."""
+        return {type(self).__name__: {"shard": list(self.shard),
+                                      "train": self.carriers["train"].state_dict()}}
+
+    def set_checkpoint_dict(self, saved):
+        """Restore the training carrier when it belongs to this worker (the same shard of the
+        same number of workers); other workers start from zeros."""
+        if tuple(saved["shard"]) == self.shard:
+            self.carriers["train"].load_state_dict(saved["train"])
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if ignore_grad:  # a dummy batch: fairseq replays the first batch with zero weight

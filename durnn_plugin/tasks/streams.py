@@ -14,6 +14,8 @@ from typing import Dict, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from ..modules.options import OneLineError
+
 
 def concatenate_lines(lines: Sequence[Tensor], eos: int) -> Tensor:
     """lines: 1-D token tensors in order -> stream ``(N,)`` = ``[eos] + line_0 + line_1 + ...``."""
@@ -24,8 +26,10 @@ def split_streams(tokens: Tensor, num_streams: int) -> Tensor:
     """stream ``(N,)`` -> ``(S, L)``, ``L = N // S``: row ``i`` is tokens ``[i L, (i + 1) L)``."""
     length = tokens.numel() // num_streams
     if length < 2:
-        raise ValueError(f"{tokens.numel()} tokens are too few for {num_streams} streams "
-                         "(each stream needs at least 2 tokens)")
+        raise OneLineError(f"the split has {tokens.numel()} tokens, too few for {num_streams} "
+                           "streams (--batch-size x data-parallel workers; each stream needs at "
+                           "least 2 tokens): use a smaller --batch-size (--batch-size-valid) "
+                           "or more data")
     return tokens[:num_streams * length].view(num_streams, length)
 
 
