@@ -28,7 +28,7 @@ from ..modules import RecurrentStack, StackOptions
 from ..modules.options import check, check_positive_int, check_range
 from ..modules.state_dict_check import check_state_dict_fits
 from .stack_state import StackStateDecoder, right_padded_lengths
-from .stack_updates import after_update
+from .stack_updates import after_update, log_statistics
 
 
 @dataclass
@@ -156,8 +156,16 @@ class DuRNNLanguageModel(FairseqLanguageModel):
                               vocab_keys=["decoder.embed_tokens.weight", "decoder.output_weight"])
         return super().load_state_dict(state_dict, strict, model_cfg, args)
 
+    def forward(self, *args, **kwargs):
+        """fairseq's forward; in training it also logs the stacks' statistics
+        (:mod:`.stack_updates`)."""
+        output = super().forward(*args, **kwargs)
+        log_statistics(self)
+        return output
+
     def set_num_updates(self, num_updates):
-        """Called by fairseq after every optimiser update: see :mod:`.stack_updates`."""
+        """Called by fairseq after every optimiser update (and on loading): projects the
+        constraints (:mod:`.stack_updates`)."""
         super().set_num_updates(num_updates)
         after_update(self)
 

@@ -18,7 +18,7 @@ from ..modules import StackOptions
 from ..modules.options import InvalidOptionError, check_positive_int, check_range
 from .durnn_decoder import DuRNNDecoder
 from .durnn_encoder import DuRNNEncoder
-from .stack_updates import after_update
+from .stack_updates import after_update, log_statistics
 
 SIDES = ("encoder", "decoder")
 PER_SIDE_DEFAULTS = {"encoder": {"num_layers": 4, "hidden_size": 320},
@@ -101,7 +101,15 @@ class DuRNNSeq2SeqModel(FairseqEncoderDecoderModel):
                                cfg.share_decoder_input_output_embed)
         return cls(encoder, decoder)
 
+    def forward(self, *args, **kwargs):
+        """fairseq's forward; in training it also logs the stacks' statistics
+        (:mod:`.stack_updates`)."""
+        output = super().forward(*args, **kwargs)
+        log_statistics(self)
+        return output
+
     def set_num_updates(self, num_updates):
-        """Called by fairseq after every optimiser update: see :mod:`.stack_updates`."""
+        """Called by fairseq after every optimiser update (and on loading): projects the
+        constraints (:mod:`.stack_updates`)."""
         super().set_num_updates(num_updates)
         after_update(self)

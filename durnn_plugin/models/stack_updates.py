@@ -1,15 +1,17 @@
-"""What every model with recurrent stacks does after each optimiser update.
+"""What every model with recurrent stacks does around each training step.
 
-fairseq calls ``model.set_num_updates`` at the end of every training step (inside the
-``train_inner`` metrics context). There :func:`after_update`:
-
-* projects every constrained weight back onto its bound (``|u| <= γ^{1/T}``,
-  ``σ_max(U_s) <= ρ_s``), so the next forward and every checkpoint satisfy them;
-* logs each layer's statistics as fairseq metrics (and so in the training log and in
-  tensorboard with ``--tensorboard-logdir``): ``<layer>_u_mean``, ``<layer>_u_max`` (of
-  ``|u|``), and for DuRNN ``<layer>_us_norm`` (σ_max of U_s) and ``<layer>_gate`` (mean
-  selection gate of the step). Layers are ``l0, l1, ...`` (``l0b, ...`` backward); a model with
-  several stacks prefixes its first-level module name (``encoder_l0_gate``).
+* :func:`after_update`, from ``model.set_num_updates``, which fairseq calls after every optimiser
+  update (and when it loads a checkpoint): projects every constrained weight back onto its bound
+  (``|u| <= γ^{1/T}``, ``σ_max(U_s) <= ρ_s``), so the next forward and every checkpoint satisfy
+  them.
+* :func:`log_statistics`, from the model's ``forward`` in training mode (inside fairseq's
+  ``train_inner`` metrics context): logs each layer's statistics as fairseq metrics (and so in
+  the training log, and in tensorboard with ``--tensorboard-logdir``): ``<layer>_u_mean``,
+  ``<layer>_u_max`` (of ``|u|``), and for DuRNN ``<layer>_us_norm`` (σ_max of U_s) and
+  ``<layer>_gate`` (mean selection gate of this forward). Layers are ``l0, l1, ...`` (``l0b, ...``
+  backward; ``l0_1, l0_2`` in residual blocks); a model with several stacks prefixes its
+  first-level module name (``encoder_l0_gate``). Logging from the forward, not from
+  ``set_num_updates``, keeps every step's set of keys the same, also on resume.
 """
 from typing import Dict
 
@@ -30,7 +32,14 @@ def recurrent_stacks(model: nn.Module) -> Dict[str, RecurrentStack]:
 
 
 def after_update(model: nn.Module) -> None:
-    for prefix, stack in recurrent_stacks(model).items():
+    for stack in recurrent_stacks(model).values():
         stack.project_constraints_()
+
+
+def log_statistics(model: nn.Module) -> None:
+    """Log the stacks' statistics when ``model`` is training (call after its forward)."""
+    if not model.training:
+        return
+    for prefix, stack in recurrent_stacks(model).items():
         for key, value in stack.statistics().items():
             metrics.log_scalar(prefix + key, value, priority=STATISTICS_PRIORITY, round=3)
