@@ -1,11 +1,9 @@
 """Tiny data and in-process fairseq runs for the classifier and the real-valued tasks."""
-import gzip
 import importlib.util
 import random
 from pathlib import Path
 
 import numpy as np
-import torch
 from fairseq import distributed_utils, options
 from fairseq.data import Dictionary
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
@@ -92,11 +90,3 @@ def load_example(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def gz_bytes(path: Path) -> bytes:
-    return gzip.open(path).read()
-
-
-def seeded(seed: int = 0):
-    torch.manual_seed(seed)
