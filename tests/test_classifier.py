@@ -91,9 +91,10 @@ def test_sentence_prediction_train_then_new_head(tmp_path):
     task = ["--task", "sentence_prediction", "--num-classes", "2", "--max-positions", "32",
             "--arch", "durnn_classifier", "--criterion", "sentence_prediction",
             "--batch-size", "16", "--best-checkpoint-metric", "accuracy",
-            "--maximize-best-checkpoint-metric", "--dropout", "0", "--embed-dropout", "0"]
+            "--maximize-best-checkpoint-metric", "--dropout", "0", "--embed-dropout", "0",
+            "--validate-interval", "100", "--save-interval", "100"]  # only once, at the end
     run_train([data] + task + TINY + ["--bidirectional", "--pooling", "last"]
-              + common_train_args(tmp_path / "ckpt", 40))
+              + common_train_args(tmp_path / "ckpt", 30))
     evaluate = load_example("classification/evaluate.py").evaluate
     values = evaluate(str(tmp_path / "ckpt" / "checkpoint_best.pt"), "valid")
     assert values["n"] == 40

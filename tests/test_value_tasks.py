@@ -120,10 +120,10 @@ def test_adding_bad_options(options, name):
 
 
 def test_adding_problem_trains(tmp_path):
-    run_train(["--task", "adding_problem", "--seq-len", "12", "--train-size", "200",
+    run_train(["--task", "adding_problem", "--seq-len", "12", "--train-size", "500",
                "--valid-size", "100", "--arch", "durnn_classifier", "--criterion", "mse",
-               "--pooling", "last", "--batch-size", "20", "--dropout", "0",
-               "--embed-dropout", "0"] + TINY + common_train_args(tmp_path, 30))
+               "--pooling", "last", "--batch-size", "20", "--required-batch-size-multiple", "1",
+               "--dropout", "0", "--embed-dropout", "0"] + TINY + common_train_args(tmp_path, 25))
     state = torch.load(tmp_path / "checkpoint_last.pt")
     best = state["extra_state"]["best"]  # the best valid MSE
     # predicting 0 gives E[y^2] = 7/6; the constant mean 1 gives 1/6

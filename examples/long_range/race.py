@@ -36,15 +36,17 @@ RUNS = {  # name -> options added to the common ones
 VALID = re.compile(r"\| valid \| .*?\| (?:mse|accuracy) ([0-9.]+) .*?\| num_updates (\d+)")
 WALL = re.compile(r"\| train_inner \| .*?num_updates=(\d+),.*?, wall=(\d+)")
 PARAMS = re.compile(r"num\. shared model params: ([0-9,]+)")
+DONE = re.compile(r"done training in ([0-9.]+) seconds")
 
 
 def benchmark_args(args) -> tuple:
     """(fairseq options of the benchmark, metric name, higher is better)."""
     if args.benchmark == "adding":
         return (["--task", "adding_problem", "--seq-len", args.seq_len, "--train-size", 100000,
-                 "--valid-size", args.valid_size, "--criterion", "mse",
+                 "--valid-size", args.valid_size or 500, "--criterion", "mse",
                  "--u-time-steps", args.seq_len], "mse", False)
-    task = [args.data, "--task", "pixel_sequence", "--criterion", "sentence_prediction",
+    task = [args.data, "--task", "pixel_sequence", "--valid-size", args.valid_size or 5000,
+            "--criterion", "sentence_prediction",
             "--max-valid-steps", args.valid_batches, "--u-time-steps", 784]
     if args.permute:
         task += ["--permute", "--permute-seed", args.permute_seed]
@@ -65,15 +67,16 @@ def command(args, name: str, task: list, save_dir: Path) -> list:
 
 
 def parse(log: str):
-    """(valid curve [(updates, seconds, value)], parameter count)."""
+    """(valid curve [(updates, seconds, value)], parameter count, training seconds); a point's
+    seconds are those of the last training log line at or before its update."""
     walls = {int(u): int(w) for u, w in WALL.findall(log)}
     curve = []
     for value, updates in VALID.findall(log):
         updates = int(updates)
         known = [u for u in walls if u <= updates]
         curve.append((updates, walls[max(known)] if known else 0, float(value)))
-    params = PARAMS.search(log)
-    return curve, params.group(1) if params else "?"
+    params, done = PARAMS.search(log), DONE.search(log)
+    return curve, params.group(1) if params else "?", float(done.group(1)) if done else None
 
 
 def plot(results: dict, metric: str, path: Path, title: str, solved=None) -> None:
@@ -81,7 +84,7 @@ def plot(results: dict, metric: str, path: Path, title: str, solved=None) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, (curve, _) in results.items():
+    for name, (curve, _, _) in results.items():
         if curve:
             axes[0].plot([c[0] for c in curve], [c[2] for c in curve], marker=".", label=name)
             axes[1].plot([c[1] for c in curve], [c[2] for c in curve], marker=".", label=name)
@@ -106,7 +109,9 @@ def main():
                         help="comma-separated, from: " + ", ".join(RUNS))
     parser.add_argument("--budget-seconds", type=float, default=300)
     parser.add_argument("--seq-len", type=int, default=1000, help="adding: T")
-    parser.add_argument("--valid-size", type=int, default=500, help="adding: valid sequences")
+    parser.add_argument("--valid-size", type=int, default=None,
+                        help="valid sequences (adding, default 500) / held-out training images "
+                             "(pixel, default 5000)")
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="pixel: IDX dir")
     parser.add_argument("--permute", action="store_true", help="pixel: permuted pixels")
     parser.add_argument("--permute-seed", type=int, default=0)
@@ -121,6 +126,8 @@ def main():
     parser.add_argument("--test", action="store_true", help="score best checkpoints on test")
     parser.add_argument("--workdir", default="examples/long_range/work")
     parser.add_argument("--tag", default=None, help="output folder name (default from options)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: rebuild results.md and curves.png from the logs")
     args = parser.parse_args()
     names = args.runs.split(",")
     unknown = [n for n in names if n not in RUNS]
@@ -135,13 +142,14 @@ def main():
     results, commands, tests = {}, [], {}
     for name in names:
         save_dir = out / name
-        subprocess.run(["rm", "-rf", str(save_dir)], check=True)  # a fresh run, nothing resumed
-        save_dir.mkdir(parents=True)
         cmd = command(args, name, task, save_dir)
         commands.append(" ".join(cmd))
         print(f"== {name}: {' '.join(RUNS[name])}", flush=True)
-        with open(save_dir / "train.log", "w") as log:
-            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if not args.report_only:
+            subprocess.run(["rm", "-rf", str(save_dir)], check=True)  # fresh, nothing resumed
+            save_dir.mkdir(parents=True)
+            with open(save_dir / "train.log", "w") as log:
+                subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
         results[name] = parse((save_dir / "train.log").read_text())
         if args.test and (save_dir / "checkpoint_best.pt").exists():
             line = subprocess.run(evaluate + ["--path", str(save_dir / "checkpoint_best.pt")],
@@ -154,15 +162,15 @@ def main():
     title = (f"adding problem T={args.seq_len}" if args.benchmark == "adding" else tag) + \
         f", {args.budget_seconds:g} s per run, CPU"
     plot(results, metric, out / "curves.png", title, solved)
-    rows = [f"| run | params | updates | seconds | best valid {metric} | last valid {metric} |"
+    rows = [f"| run | params | updates | training s | best valid {metric} | last valid {metric} |"
             + (" solved at update |" if solved else "") + (" test |" if tests else ""),
             "|---|---:|---:|---:|---:|---:|" + ("---:|" if solved else "") + ("---|" if tests else "")]
-    for name, (curve, params) in results.items():
+    for name, (curve, params, seconds) in results.items():
         if not curve:
             rows.append(f"| {name} | {params} | failed, see {name}/train.log |")
             continue
         best = (max if higher else min)(v for _, _, v in curve)
-        row = f"| {name} | {params} | {curve[-1][0]} | {curve[-1][1]} | {best:g} | {curve[-1][2]:g} |"
+        row = f"| {name} | {params} | {curve[-1][0]} | {seconds} | {best:g} | {curve[-1][2]:g} |"
         if solved:
             hit = [u for u, _, v in curve if v < solved]
             row += f" {hit[0] if hit else 'no'} |"
