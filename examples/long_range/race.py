@@ -61,22 +61,25 @@ def command(args, name: str, task: list, save_dir: Path) -> list:
              "--batch-size", args.batch_size, "--stop-time-hours", args.budget_seconds / 3600,
              "--max-epoch", 1000, "--validate-interval-updates", args.validate_every,
              "--save-dir", save_dir, "--no-epoch-checkpoints", "--log-format", "simple",
-             "--log-interval", 10, "--seed", 1, "--cpu", "--num-workers", 0]
+             "--log-interval", 10, "--seed", 1, "--num-workers", 0] + ([] if args.gpu else ["--cpu"])
     return [str(a) for a in [BIN / "fairseq-train", "--user-dir", REPO / "durnn_plugin"]
             + task + model + RUNS[name] + train + args.extra.split()]
 
 
 def parse(log: str):
     """(valid curve [(updates, seconds, value)], parameter count, training seconds); a point's
-    seconds are those of the last training log line at or before its update."""
+    seconds are those of the last training log line at or before its update (None if none)."""
     walls = {int(u): int(w) for u, w in WALL.findall(log)}
     curve = []
     for value, updates in VALID.findall(log):
         updates = int(updates)
         known = [u for u in walls if u <= updates]
-        curve.append((updates, walls[max(known)] if known else 0, float(value)))
+        curve.append((updates, walls[max(known)] if known else None, float(value)))
     params, done = PARAMS.search(log), DONE.search(log)
-    return curve, params.group(1) if params else "?", float(done.group(1)) if done else None
+    seconds = float(done.group(1)) if done else None
+    if curve and curve[-1][1] is None:  # ended before its first training log line
+        curve[-1] = (curve[-1][0], seconds, curve[-1][2])
+    return curve, params.group(1) if params else "?", seconds
 
 
 def plot(results: dict, metric: str, path: Path, title: str, solved=None) -> None:
@@ -87,7 +90,8 @@ def plot(results: dict, metric: str, path: Path, title: str, solved=None) -> Non
     for name, (curve, _, _) in results.items():
         if curve:
             axes[0].plot([c[0] for c in curve], [c[2] for c in curve], marker=".", label=name)
-            axes[1].plot([c[1] for c in curve], [c[2] for c in curve], marker=".", label=name)
+            timed = [c for c in curve if c[1] is not None]
+            axes[1].plot([c[1] for c in timed], [c[2] for c in timed], marker=".", label=name)
     for ax, xlabel in zip(axes, ("updates", "seconds (training wall clock)")):
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"valid {metric}")
@@ -124,6 +128,7 @@ def main():
     parser.add_argument("--validate-every", type=int, default=50)
     parser.add_argument("--extra", default="", help="more fairseq-train options for every run")
     parser.add_argument("--test", action="store_true", help="score best checkpoints on test")
+    parser.add_argument("--gpu", action="store_true", help="train on CUDA (default: --cpu)")
     parser.add_argument("--workdir", default="examples/long_range/work")
     parser.add_argument("--tag", default=None, help="output folder name (default from options)")
     parser.add_argument("--report-only", action="store_true",
