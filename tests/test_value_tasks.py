@@ -107,6 +107,9 @@ def test_pixel_bad_labels_and_options(tmp_path):
         pixel_task(tmp_path, valid_size=24).load_dataset("valid")
     with pytest.raises(InvalidOptionError, match="--data"):
         pixel_task(tmp_path / "missing")
+    (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(InvalidOptionError, match=r"holding t10k-images-idx3-ubyte or .*\.gz$"):
+        pixel_task(tmp_path).load_dataset("test")
     with pytest.raises(InvalidOptionError, match="--permute-seed"):
         pixel_task(tmp_path, permute_seed=-1)
 

@@ -23,7 +23,7 @@ from omegaconf import II
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import register_task
 
-from ..modules.options import check, check_positive_int
+from ..modules.options import InvalidOptionError, check, check_positive_int
 from .idx_files import read_idx
 from .value_sequences import (InvalidDataError, ValueSequenceDataset, ValueSequenceTask,
                               check_finite_rows)
@@ -41,7 +41,7 @@ def find_file(directory: str, stem: str) -> str:
         path = os.path.join(directory, name)
         if os.path.exists(path):
             return path
-    raise FileNotFoundError(f"pixel_sequence: neither {stem} nor {stem}.gz in {directory}")
+    raise InvalidOptionError("data", directory, f"a directory holding {stem} or {stem}.gz")
 
 
 def load_pixels(directory: str, prefix: str, num_classes: int):
