@@ -10,6 +10,7 @@ LOG = """\
 2026-11-22 07:20:10 | INFO | valid | epoch 001 | valid on 'valid' subset | loss 0.16 | mse 0.16 | wps 1 | wpb 1 | bsz 50 | num_updates 20
 2026-11-22 07:20:14 | INFO | train_inner | epoch 001:     30 / 2000 loss=0.1, mse=0.1, num_updates=30, lr=0.002, gnorm=1, train_wall=11, wall=15
 2026-11-22 07:20:16 | INFO | valid | epoch 001 | valid on 'valid' subset | loss 0.008 | mse 0.008 | wps 1 | wpb 1 | bsz 50 | num_updates 34 | best_loss 0.008
+2026-11-22 07:20:17 | INFO | valid | epoch 001 | valid on 'valid' subset | loss 9e-05 | mse 9e-05 | wps 1 | wpb 1 | bsz 50 | num_updates 36 | best_loss 9e-05
 2026-11-22 07:20:16 | INFO | fairseq_cli.train | done training in 16.2 seconds
 """
 
@@ -18,7 +19,7 @@ def test_race_parses_fairseq_log_and_plots(tmp_path):
     race = load_example("long_range/race.py")
     curve, params, seconds = race.parse(LOG)
     assert params == "42,337" and seconds == 16.2
-    assert curve == [(20, 9, 0.16), (34, 15, 0.008)]  # (updates, seconds, valid mse)
+    assert curve == [(20, 9, 0.16), (34, 15, 0.008), (36, 15, 9e-05)]  # (updates, seconds, valid mse)
     race.plot({"durnn": (curve, params, seconds)}, "mse", tmp_path / "c.png", "t", solved=0.01)
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 

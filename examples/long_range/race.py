@@ -33,7 +33,7 @@ RUNS = {  # name -> options added to the common ones
     "durnn-short-rho-0.999": ["--cell", "durnn", "--short-rho", "0.999"],
     "durnn-output-long": ["--cell", "durnn", "--module-output", "long"],
 }
-VALID = re.compile(r"\| valid \| .*?\| (?:mse|accuracy) ([0-9.]+) .*?\| num_updates (\d+)")
+VALID = re.compile(r"\| valid \| .*?\| (?:mse|accuracy) ([0-9.e+-]+) .*?\| num_updates (\d+)")
 WALL = re.compile(r"\| train_inner \| .*?num_updates=(\d+),.*?, wall=(\d+)")
 PARAMS = re.compile(r"num\. shared model params: ([0-9,]+)")
 DONE = re.compile(r"done training in ([0-9.]+) seconds")

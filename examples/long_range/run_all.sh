@@ -20,7 +20,8 @@ export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
 bash examples/setup_venv.sh
 RACE=(.venv/bin/python examples/long_range/race.py --workdir "$WORK" --budget-seconds "$BUDGET")
 
-# adding problem: DuRNN vs IndRNN vs LSTM at T = 1000 and T = 5000
+# adding problem: DuRNN vs IndRNN vs LSTM at T = 100 (a check that it learns), 1000 and 5000
+"${RACE[@]}" adding --seq-len 100 --runs durnn,indrnn,lstm --validate-every 50 --valid-size 500
 "${RACE[@]}" adding --seq-len 1000 --runs durnn,indrnn,lstm --validate-every 25 --valid-size 500
 "${RACE[@]}" adding --seq-len 5000 --runs durnn,indrnn,lstm --validate-every 10 --valid-size 100
 # ablations of DuRNN on the adding problem, T = 1000
