@@ -15,7 +15,6 @@ seconds) and ``results.md`` (table + the exact commands). With ``--test`` the be
 of each run is also scored on the whole test split (``examples/classification/evaluate.py``).
 """
 import argparse
-import os
 import re
 import subprocess
 import sys
