@@ -205,3 +205,24 @@ def test_utterances_do_not_depend_on_other_counts(tmp_path):
     changed = prepare_speech.Utterance(utt.id, utt.voice, "one two", utt.kind)
     prepare_speech.synthesize.synthesize_one(changed, str(wav), seed=1)
     assert (tmp_path / "u.wav.txt").read_text() == "flite-awb\tone two\n"
+
+
+def test_zip_slices_and_unsupported_paths(tmp_path):
+    import io
+    import zipfile
+
+    feats = np.zeros((20, 80), np.float32)
+    buf = io.BytesIO()
+    np.save(buf, feats)
+    with zipfile.ZipFile(tmp_path / "f.zip", "w", zipfile.ZIP_STORED) as z:
+        z.writestr("u.npy", buf.getvalue())
+    with zipfile.ZipFile(tmp_path / "f.zip") as z:
+        info = z.getinfo("u.npy")
+    offset = info.header_offset + 30 + len(info.filename)  # no extra field: Python wrote it
+    row = {"id": "u", "n_frames": "20", "tgt_text": "one"}
+    rows = [dict(row, audio=f"f.zip:{offset}:{info.file_size}"), dict(row, id="t", audio="u.txt"),
+            dict(row, id="far", audio=f"f.zip:{offset}:999999")]
+    kept, bad = check_manifest("m.tsv", rows, str(tmp_path), min_frames=13)
+    assert [r["id"] for r in kept] == ["u"]
+    assert str(bad[0]).startswith("m.tsv line 3 (id 't'): audio 'u.txt' is not a supported path")
+    assert "unreadable" in str(bad[1]) and "lies outside" in str(bad[1])

@@ -12,9 +12,9 @@ allowed:
   feature matrix / sound file, and ``n_frames`` that is not an integer or differs from the file.
   These point at a broken data directory, which silently dropping rows would hide.
 
-``audio`` is what fairseq reads (``fairseq.data.audio.audio_utils.parse_path``): a ``.npy``
-feature file ``(n_frames, feat_dim)``, a ``.wav``/``.flac``/``.ogg`` file (``n_frames`` = its
-samples), or a ``zip_path:offset:length`` slice holding either, relative to ``audio_root``.
+``audio`` is what fairseq's ``get_features_or_waveform`` reads: a ``.npy`` feature file
+``(n_frames, feat_dim)``, a ``.wav``/``.flac``/``.ogg`` file (``n_frames`` = its samples), or a
+``zip_path:offset:length`` slice holding either, relative to ``audio_root``.
 """
 import io
 import logging
@@ -25,8 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 from fairseq.data.audio.audio_utils import (
-    FEATURE_OR_SF_AUDIO_FILE_EXTENSIONS, is_npy_data, is_sf_audio_data, parse_path,
-    read_from_stored_zip)
+    FEATURE_OR_SF_AUDIO_FILE_EXTENSIONS, is_npy_data, is_sf_audio_data, read_from_stored_zip)
 
 from ..modules.options import InvalidDataError
 
@@ -58,24 +57,34 @@ class BadRow:
         return f"{self.tsv} line {self.line} (id {self.row_id!r}): {self.problem}{action}"
 
 
-def _source_length(path: str) -> int:
-    """Frames of the feature matrix (first dimension) or samples of the sound file at ``path``
-    (fairseq's path syntax). Raises ``OSError``/``ValueError`` naming what is wrong."""
-    file_path, slice_ptr = parse_path(path)
+def _split_audio(audio: str) -> Tuple[str, List[int]]:
+    """``(file, [])`` for a ``.npy``/sound file, ``(zip file, [offset, length])`` for a
+    ``file:offset:length`` slice; ``ValueError`` for anything else."""
+    if os.path.splitext(audio)[1] in FEATURE_OR_SF_AUDIO_FILE_EXTENSIONS:
+        return audio, []
+    parts = audio.split(":")
+    if len(parts) == 3 and parts[0] and parts[1].isdigit() and parts[2].isdigit():
+        return parts[0], [int(parts[1]), int(parts[2])]
+    raise ValueError(audio)
+
+
+def _source_length(file_path: str, slice_ptr: List[int]) -> Tuple[int, bool]:
+    """``(length, is_features)``: frames of the feature matrix (first dimension) or samples of
+    the sound file. Raises ``OSError``/``ValueError``/``RuntimeError`` naming what is wrong."""
     if not os.path.isfile(file_path):
-        raise FileNotFoundError(f"{file_path} not found")
+        raise FileNotFoundError(file_path)
     if slice_ptr:
         data = read_from_stored_zip(file_path, slice_ptr[0], slice_ptr[1])
         if len(data) != slice_ptr[1] or len(data) < 3:
             raise ValueError(f"slice {slice_ptr} lies outside {file_path}")
         if is_npy_data(data):
-            return _feature_frames(np.load(io.BytesIO(data), mmap_mode=None))
+            return _feature_frames(np.load(io.BytesIO(data))), True
         if is_sf_audio_data(data):
-            return sf.info(io.BytesIO(data)).frames
+            return sf.info(io.BytesIO(data)).frames, False
         raise ValueError("slice holds neither .npy data nor a sound file")
     if file_path.endswith(".npy"):
-        return _feature_frames(np.load(file_path, mmap_mode="r"))
-    return sf.info(file_path).frames
+        return _feature_frames(np.load(file_path, mmap_mode="r")), True
+    return sf.info(file_path).frames, False
 
 
 def _feature_frames(feats: np.ndarray) -> int:
@@ -90,12 +99,13 @@ def check_row(tsv: str, line: int, row: Dict[str, str], audio_root: str,
     fatal one is named (audio, then n_frames), else the first reason to skip it."""
     row_id = row.get("id") or "?"
     audio = row.get("audio") or ""
-    ext = os.path.splitext(parse_path(audio)[0])[1] if audio else ""
-    if not audio or (ext not in FEATURE_OR_SF_AUDIO_FILE_EXTENSIONS and ext != ".zip"):
+    try:
+        file_path, slice_ptr = _split_audio(audio)
+    except ValueError:
         return BadRow(tsv, line, row_id, f"audio {audio!r} is not a supported path; "
                       f"{AUDIO_ALLOWED}", True)
     try:
-        length = _source_length(os.path.join(audio_root, audio))
+        length, is_features = _source_length(os.path.join(audio_root, file_path), slice_ptr)
     except (OSError, ValueError, RuntimeError, EOFError) as err:
         kind = "not found" if isinstance(err, FileNotFoundError) else "unreadable"
         return BadRow(tsv, line, row_id, f"audio {audio!r} {kind} ({err}); {AUDIO_ALLOWED}",
@@ -110,7 +120,7 @@ def check_row(tsv: str, line: int, row: Dict[str, str], audio_root: str,
     if not (row.get("tgt_text") or "").strip():
         return BadRow(tsv, line, row_id, "empty tgt_text; a non-blank transcript is required",
                       False)
-    if ext in (".npy", ".zip") and length < min_frames:
+    if is_features and length < min_frames:
         return BadRow(tsv, line, row_id, f"{length} feature frames, fewer than {min_frames} "
                       f"(the subsampler's receptive field, --min-source-frames); must be at "
                       f"least {min_frames}", False)
