@@ -15,7 +15,7 @@ setup(
         "soundfile",
     ],
     extras_require={
-        "speech": ["torchaudio"],
+        "speech": ["torchaudio", "editdistance"],
         "gpu": ["triton"],
         "test": ["pytest"],
         "plots": ["matplotlib"],

@@ -11,8 +11,9 @@ try:
 except ImportError:  # layers only, e.g. on a machine without fairseq
     pass
 else:
-    from . import cli_errors, criterions, models, tasks  # noqa: F401
+    from . import cli_errors, criterions, models, safe_checkpoints, tasks  # noqa: F401
 
     cli_errors.install()
+    safe_checkpoints.allow_fairseq_namespace()
 
 determinism.apply_from_environment()  # after the hook: a bad value prints as one line

@@ -1,7 +1,7 @@
 """One-line errors on the command line.
 
-A :class:`~durnn_plugin.modules.options.OneLineError` (an invalid option value, a checkpoint that
-does not fit the model, data too small for the task) that reaches the top of a fairseq command
+A :class:`~durnn_plugin.modules.options.OneLineError` (an invalid option value, a bad data row, a
+checkpoint that does not fit the model, data too small for the task) that reaches the top of a fairseq command
 prints as one line (``fairseq-train: error: invalid --short-rho=1.2: must be in (0, 1)``) and
 exits with status 2, like argparse. This also holds when fairseq wraps it in an exception of its
 own (``trainer.load_checkpoint`` re-raises any load failure as a generic ``Exception``): the hook

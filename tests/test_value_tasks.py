@@ -9,7 +9,7 @@ from durnn_plugin.tasks.adding_problem import AddingProblemConfig, AddingProblem
 from durnn_plugin.tasks.idx_files import read_idx, write_idx
 from durnn_plugin.tasks.pixel_sequence import (PixelSequenceConfig, PixelSequenceTask,
                                                pixel_permutation)
-from durnn_plugin.tasks.value_sequences import InvalidDataError
+from durnn_plugin.tasks.value_sequences import InvalidDataRow
 from fairseq_runs import PLUGIN, run_cli
 
 
@@ -82,7 +82,7 @@ def test_idx_round_trip(tmp_path):
         back = read_idx(tmp_path / "a.idx")
         assert back.dtype == array.dtype and np.array_equal(back, array)
     (tmp_path / "b.idx").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05abc")
-    with pytest.raises(InvalidDataError, match="do not match"):
+    with pytest.raises(InvalidDataRow, match="do not match"):
         read_idx(tmp_path / "b.idx")
 
 
@@ -94,14 +94,14 @@ def test_pixel_bad_values_name_the_row(tmp_path, bad, message):
     images, _ = write_pixels(tmp_path, images_dtype=np.float32)
     images[5, 2, 1] = bad
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
-    with pytest.raises(InvalidDataError, match=message):
+    with pytest.raises(InvalidDataRow, match=message):
         pixel_task(tmp_path).load_dataset("train")
 
 
 def test_pixel_bad_labels_and_options(tmp_path):
     write_pixels(tmp_path)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([1, 2, 3, 12, 0, 0, 0, 0], np.uint8))
-    with pytest.raises(InvalidDataError, match=r"row 3: label 12 outside 0..9$"):
+    with pytest.raises(InvalidDataRow, match=r"row 3: label 12 outside 0..9$"):
         pixel_task(tmp_path).load_dataset("test")
     with pytest.raises(InvalidOptionError, match=r"^invalid --valid-size=24: must be below"):
         pixel_task(tmp_path, valid_size=24).load_dataset("valid")

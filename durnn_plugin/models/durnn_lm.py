@@ -18,7 +18,6 @@ import torch
 from omegaconf import II
 from torch import Tensor, nn
 
-from fairseq import utils
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import FairseqLanguageModel, register_model, register_model_architecture
 from fairseq.modules import AdaptiveSoftmax

@@ -9,11 +9,9 @@ Named architectures: ``s2t_durnn`` and ``s2t_durnn_m`` (the defaults: encoder 4 
 direction, decoder 2 x 512), ``s2t_durnn_s`` (small, trains on a CPU: encoder 3 x 256,
 decoder 1 x 256, 128-dim embeddings, 256 conv channels).
 """
-import argparse
 from dataclasses import dataclass, field
 from typing import Any, List
 
-import torch
 
 from fairseq.models import register_model, register_model_architecture
 from fairseq.utils import safe_getattr
@@ -21,11 +19,6 @@ from fairseq.utils import safe_getattr
 from ..modules.options import check, check_positive_int
 from .durnn_encoder import SpeechFrontEnd
 from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel
-
-# speech_to_text is a legacy (argparse) task, so every checkpoint trained with it stores the task
-# configuration as an argparse.Namespace, which torch's default weights_only loader refuses
-# unless it is allow-listed. A Namespace only holds attributes: allow-listing runs no code.
-torch.serialization.add_safe_globals([argparse.Namespace])
 
 
 @dataclass

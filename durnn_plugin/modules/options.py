@@ -1,4 +1,5 @@
-"""Validation of layer options: one clear line naming the option and what is allowed."""
+"""Validation of layer options and data: one clear line naming the option or data row and what is
+allowed."""
 from typing import Any, Iterable
 
 
@@ -16,6 +17,11 @@ class InvalidOptionError(OneLineError):
     def __init__(self, name: str, value: Any, allowed: str):
         self.option, self.value, self.allowed = name, value, allowed
         super().__init__(f"invalid --{name.replace('_', '-')}={value}: must be {allowed}")
+
+
+class InvalidDataError(OneLineError):
+    """A data item that cannot be used. The message is one line naming the file and the row (or
+    item) and what is allowed, e.g. ``train.tsv line 7 (id 'u3'): audio 'x.npy' not found; ...``."""
 
 
 def check(ok: bool, name: str, value: Any, allowed: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .value_sequences import InvalidDataError
+from .value_sequences import InvalidDataRow
 
 TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 CODES = {np.dtype(v).newbyteorder("="): k for k, v in TYPES.items()}
@@ -25,12 +25,12 @@ def read_idx(path) -> np.ndarray:
     with _open(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in TYPES:
-        raise InvalidDataError(str(path), 0, "not an IDX file (bad magic number)")
+        raise InvalidDataRow(str(path), 0, "not an IDX file (bad magic number)")
     dtype, ndim = np.dtype(TYPES[raw[2]]), raw[3]
     shape = tuple(np.frombuffer(raw, ">i4", ndim, 4).tolist()) if len(raw) >= 4 + 4 * ndim else None
     offset = 4 + 4 * ndim
     if shape is None or len(raw) - offset != int(np.prod(shape)) * dtype.itemsize:
-        raise InvalidDataError(str(path), 0, f"IDX header sizes {shape} do not match "
+        raise InvalidDataRow(str(path), 0, f"IDX header sizes {shape} do not match "
                                              f"the {len(raw) - offset} data bytes")
     return np.frombuffer(raw, dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
 

@@ -25,7 +25,7 @@ from fairseq.tasks import register_task
 
 from ..modules.options import InvalidOptionError, check, check_positive_int
 from .idx_files import read_idx
-from .value_sequences import (InvalidDataError, ValueSequenceDataset, ValueSequenceTask,
+from .value_sequences import (InvalidDataRow, ValueSequenceDataset, ValueSequenceTask,
                               check_finite_rows)
 
 FILES = {"train": "train", "valid": "train", "test": "t10k"}
@@ -51,23 +51,23 @@ def load_pixels(directory: str, prefix: str, num_classes: int):
     label_path = find_file(directory, f"{prefix}-labels-idx1-ubyte")
     images, labels = read_idx(image_path), read_idx(label_path)
     if images.ndim != 3:
-        raise InvalidDataError(image_path, 0, f"expected images (N, H, W), got shape {images.shape}")
+        raise InvalidDataRow(image_path, 0, f"expected images (N, H, W), got shape {images.shape}")
     images = images.reshape(len(images), -1)
     if images.dtype != np.uint8:
         if images.dtype.kind != "f":
-            raise InvalidDataError(image_path, 0, f"pixels must be uint8 or float, not {images.dtype}")
+            raise InvalidDataRow(image_path, 0, f"pixels must be uint8 or float, not {images.dtype}")
         check_finite_rows(images, image_path)
         outside = ((images < 0) | (images > 1)).any(1)
         if outside.any():
-            raise InvalidDataError(image_path, int(np.argmax(outside)), "float pixels outside [0, 1]")
+            raise InvalidDataRow(image_path, int(np.argmax(outside)), "float pixels outside [0, 1]")
         images = images.astype(np.float32)
     if labels.ndim != 1 or len(labels) != len(images):
-        raise InvalidDataError(label_path, 0, f"expected {len(images)} labels (one per image), "
+        raise InvalidDataRow(label_path, 0, f"expected {len(images)} labels (one per image), "
                                               f"got shape {labels.shape}")
     bad = (labels < 0) | (labels >= num_classes) | (labels != np.round(labels))
     if bad.any():
         row = int(np.argmax(bad))
-        raise InvalidDataError(label_path, row, f"label {labels[row]} outside 0..{num_classes - 1}")
+        raise InvalidDataRow(label_path, row, f"label {labels[row]} outside 0..{num_classes - 1}")
     return images, labels.astype(np.int64)
 
 

@@ -12,23 +12,23 @@ import torch
 from fairseq.data import FairseqDataset
 from fairseq.tasks import FairseqTask
 
-from ..modules.options import InvalidOptionError
+from ..modules.options import InvalidDataError, InvalidOptionError
 
 
-class InvalidDataError(InvalidOptionError):
-    """Bad input data, one line naming the source and row: ``invalid data in FILE, row 17: ...``.
-    A subclass of :class:`InvalidOptionError`, so fairseq commands print it as one line (exit 2)."""
+class InvalidDataRow(InvalidDataError):
+    """Bad input data, one line naming the source and row: ``invalid data in FILE, row 17: ...``
+    (fairseq commands print it as that one line, exit 2)."""
 
     def __init__(self, source: str, row: int, problem: str):
-        self.option, self.value, self.allowed = source, row, problem
-        ValueError.__init__(self, f"invalid data in {source}, row {row}: {problem}")
+        self.source, self.row, self.problem = source, row, problem
+        super().__init__(f"invalid data in {source}, row {row}: {problem}")
 
 
 def check_finite_rows(values: np.ndarray, source: str) -> None:
-    """Raise :class:`InvalidDataError` naming the first row of ``values (N, ...)`` with NaN/inf."""
+    """Raise :class:`InvalidDataRow` naming the first row of ``values (N, ...)`` with NaN/inf."""
     bad = ~np.isfinite(values.reshape(len(values), -1)).all(1)
     if bad.any():
-        raise InvalidDataError(source, int(np.argmax(bad)), "contains NaN or inf")
+        raise InvalidDataRow(source, int(np.argmax(bad)), "contains NaN or inf")
 
 
 class ValueSequenceDataset(FairseqDataset):

@@ -1,0 +1,132 @@
+"""Features, manifests, vocabulary and ``config.yaml`` in the layout of fairseq's S2T recipes.
+
+A data directory written here is read by ``fairseq-train DATA --task speech_to_text`` (or the
+plugin's ``durnn_speech_to_text``, which checks the rows first):
+
+- ``fbank80/<id>.npy``: 80-dim log-mel filterbanks, float32 ``(n_frames, 80)``, 25 ms windows
+  every 10 ms (:func:`fbank`), *before* normalisation: utterance CMVN,
+  ``x <- (x - mean_t x) / std_t x`` per feature dimension, is applied by fairseq's
+  ``utterance_cmvn`` feature transform named in ``config.yaml``, as in fairseq's recipes.
+- ``<split>.tsv``: manifests with columns ``id audio n_frames tgt_text speaker``; ``audio`` is
+  relative to ``audio_root`` in ``config.yaml``.
+- ``spm_unigram<V>.model`` / ``.txt``: a sentencepiece unigram model trained on the train
+  transcripts and its fairseq dictionary (pieces other than the 4 specials, ``piece 1`` per line).
+- ``config.yaml``: vocabulary, sentencepiece tokenizer, 1 x 80 input, transforms, optional
+  SpecAugment on the train split.
+"""
+import csv
+import os
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+import sentencepiece as spm
+import soundfile as sf
+import torch
+import torchaudio.compliance.kaldi as kaldi
+import yaml
+
+N_MELS = 80
+SAMPLE_RATE = 16000
+COLUMNS = ("id", "audio", "n_frames", "tgt_text", "speaker")
+SPECIALS = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}  # fairseq Dictionary's indices
+SPECAUGMENT = {"time_wrap_W": 0, "freq_mask_N": 2, "freq_mask_F": 15,
+               "time_mask_N": 2, "time_mask_T": 20, "time_mask_p": 0.2}
+
+
+def read_wav(path: str) -> torch.Tensor:
+    """A 16 kHz mono WAV file as a float tensor ``(1, S)`` in [-1, 1] (via soundfile)."""
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    if rate != SAMPLE_RATE or samples.shape[1] != 1:
+        raise ValueError(f"{path}: {rate} Hz, {samples.shape[1]} channels; "
+                         f"must be {SAMPLE_RATE} Hz mono")
+    return torch.from_numpy(samples.T.copy())
+
+
+def fbank(waveform: torch.Tensor) -> np.ndarray:
+    """Kaldi log-mel filterbanks of a ``(1, S)`` waveform in [-1, 1]: ``(n_frames, 80)`` float32,
+    ``n_frames = 1 + (S - 400) // 160`` (25 ms window, 10 ms shift, no dither). The waveform is
+    scaled to the 16-bit integer range first, as Kaldi and fairseq's recipes do."""
+    feats = kaldi.fbank(waveform * 32768, num_mel_bins=N_MELS, sample_frequency=SAMPLE_RATE,
+                        dither=0.0)
+    return feats.numpy().astype(np.float32)
+
+
+def write_features(wav_paths: Iterable[str], ids: Iterable[str], feat_dir: str) -> List[int]:
+    """Write ``feat_dir/<id>.npy`` for every WAV file (kept if newer than the WAV file);
+    returns n_frames."""
+    os.makedirs(feat_dir, exist_ok=True)
+    lengths = []
+    for wav, utt_id in zip(wav_paths, ids):
+        path = os.path.join(feat_dir, f"{utt_id}.npy")
+        if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(wav):
+            lengths.append(np.load(path, mmap_mode="r").shape[0])
+            continue
+        feats = fbank(read_wav(wav))
+        np.save(path, feats)
+        lengths.append(feats.shape[0])
+    return lengths
+
+
+def write_manifest(path: str, rows: Iterable[Dict[str, object]]) -> int:
+    """Write a TSV manifest with :data:`COLUMNS` (fairseq's quoting: none, tab-separated);
+    returns the number of rows."""
+    n = 0
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, delimiter="\t", quoting=csv.QUOTE_NONE,
+                                escapechar="\\", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            n += 1
+    return n
+
+
+def read_manifest(path: str) -> List[Dict[str, str]]:
+    """The rows of a TSV manifest, read as fairseq's ``SpeechToTextDatasetCreator`` reads it."""
+    with open(path, encoding="utf-8") as f:
+        return [dict(r) for r in csv.DictReader(f, delimiter="\t", quotechar=None,
+                                                 doublequote=False, lineterminator="\n",
+                                                 quoting=csv.QUOTE_NONE)]
+
+
+def train_vocab(texts: Iterable[str], prefix: str, vocab_size: int) -> str:
+    """Train a sentencepiece unigram model ``prefix.model`` on ``texts`` with fairseq's special
+    ids (:data:`SPECIALS`) and write the fairseq dictionary ``prefix.txt``; returns its path.
+    ``vocab_size`` is an upper bound (smaller corpora get fewer pieces)."""
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(texts)), model_prefix=prefix, model_type="unigram",
+        vocab_size=vocab_size, hard_vocab_limit=False, character_coverage=1.0,
+        bos_id=SPECIALS["<s>"], pad_id=SPECIALS["<pad>"], eos_id=SPECIALS["</s>"],
+        unk_id=SPECIALS["<unk>"], num_threads=1, minloglevel=2)
+    model = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
+    dict_path = f"{prefix}.txt"
+    with open(dict_path, "w", encoding="utf-8") as f:
+        for i in range(model.get_piece_size()):
+            if i not in SPECIALS.values():
+                f.write(f"{model.id_to_piece(i)} 1\n")
+    return dict_path
+
+
+def write_config(data_dir: str, spm_prefix: str, specaugment: bool,
+                 extra: Optional[Dict] = None) -> str:
+    """Write ``data_dir/config.yaml`` (absolute paths: fairseq resolves ``audio`` against
+    ``audio_root``); utterance CMVN for every split, SpecAugment after it on train if asked."""
+    data_dir = os.path.abspath(data_dir)
+    transforms = {"*": ["utterance_cmvn"]}
+    config = {
+        "vocab_filename": os.path.basename(spm_prefix) + ".txt",
+        "input_channels": 1,
+        "input_feat_per_channel": N_MELS,
+        "audio_root": data_dir,
+        "bpe_tokenizer": {"bpe": "sentencepiece",
+                          "sentencepiece_model": os.path.abspath(spm_prefix) + ".model"},
+        "feature_transforms": transforms,
+    }
+    if specaugment:
+        transforms["_train"] = ["utterance_cmvn", "specaugment"]
+        config["specaugment"] = dict(SPECAUGMENT)
+    config.update(extra or {})
+    path = os.path.join(data_dir, "config.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    return path

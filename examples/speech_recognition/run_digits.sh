@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Speech recognition on synthetic speech, offline, on CPU: synthesise (flite, espeak-ng) ->
+# fbank features -> sentencepiece vocabulary -> fairseq-train -> fairseq-generate --scoring wer
+# on held-out voices, WER printed per voice for digit strings and for sentences.
+#
+#   bash examples/speech_recognition/run_digits.sh
+#
+# Environment:
+#   ARCH           fairseq architecture (default s2t_durnn_s; e.g. s2t_transformer_xs)
+#   MODEL_ARGS     extra model options, e.g. "--encoder-layers 4" (default none)
+#   TRAIN_MINUTES  training-time budget in minutes (default 30); 0: skip training and evaluate
+#                  the checkpoint_best.pt already in $WORK/checkpoints
+#   THREADS        CPU threads for torch (default 2)
+#   WORK           work directory (default examples/speech_recognition/work)
+#   PREPARE_ARGS   options of prepare_speech.py, e.g. "--train-digits 100" (default none)
+#   VENV           an existing virtual environment to use instead of ./.venv (default: create
+#                  and fill ./.venv with examples/setup_venv.sh)
+# Outputs under $WORK: wav/, data/ (fairseq S2T data directory), checkpoints/, logs/,
+# results/ (generate output per test set) and results.txt (the summary printed at the end).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ARCH=${ARCH:-s2t_durnn_s}
+MODEL_ARGS=${MODEL_ARGS:-}
+TRAIN_MINUTES=${TRAIN_MINUTES:-30}
+THREADS=${THREADS:-2}
+WORK=${WORK:-examples/speech_recognition/work}
+PREPARE_ARGS=${PREPARE_ARGS:-}
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
+DATA=$WORK/data
+CKPT=$WORK/checkpoints
+LOGS=$WORK/logs
+RESULTS=$WORK/results
+HERE=examples/speech_recognition
+TEST_SETS=(test_digits test_sentences)
+mkdir -p "$WORK" "$LOGS" "$RESULTS"
+
+stage() { echo; echo "== $* ($(date +%H:%M:%S))"; }
+now() { date +%s; }
+
+for tool in flite espeak-ng sox; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install flite espeak-ng sox"; exit 1; }
+done
+if [ -z "${VENV:-}" ]; then
+  stage "setup: bash examples/setup_venv.sh"
+  bash examples/setup_venv.sh
+  VENV=.venv
+fi
+BIN=$VENV/bin
+# the same task for training and decoding: rows checked at load time, every row decoded
+# (fairseq-fixed 0.12.3.1 drops a last batch smaller than --required-batch-size-multiple)
+TASK=(--user-dir durnn_plugin --task durnn_speech_to_text --required-batch-size-multiple 1
+      --cpu --num-workers 0)
+
+stage "prepare: synthesise, features, manifests, vocabulary -> $DATA"
+t0=$(now)
+# shellcheck disable=SC2086
+$BIN/python $HERE/prepare_speech.py --workdir "$WORK" $PREPARE_ARGS | tee "$LOGS/prepare.log"
+t_prepare=$(( $(now) - t0 ))
+
+if [ "$TRAIN_MINUTES" != 0 ]; then
+  stage "train: fairseq-train --arch $ARCH, ${TRAIN_MINUTES} min budget -> $CKPT"
+  stop_hours=$($BIN/python -c "print($TRAIN_MINUTES / 60)")
+  rm -rf "$CKPT"  # a fresh run: a leftover checkpoint_last.pt would be resumed
+  t0=$(now)
+  # shellcheck disable=SC2086
+  $BIN/fairseq-train "$DATA" "${TASK[@]}" --train-subset train --valid-subset dev \
+    --arch "$ARCH" $MODEL_ARGS \
+    --criterion label_smoothed_cross_entropy --label-smoothing 0.1 --report-accuracy \
+    --optimizer adam --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 200 --clip-norm 10 \
+    --max-tokens 12000 --max-update 1000000 --stop-time-hours "$stop_hours" \
+    --save-dir "$CKPT" --no-epoch-checkpoints --log-format simple --log-interval 25 --seed 1 \
+    > "$LOGS/train.log" 2>&1 &
+  train_pid=$!
+  # progress: training and validation lines, warnings and errors (full log in $LOGS/train.log)
+  tail -n +1 -f --pid=$train_pid "$LOGS/train.log" \
+    | grep --line-buffered -E "\| (train_inner|valid on|WARNING|ERROR) |done training|error:" \
+    | sed -u -E -e 's/^[0-9: -]+\| (INFO|WARNING|ERROR) \| //' \
+        -e 's/ \| (wps|ups|wpb|bsz|lr|gnorm|clip|train_wall|gb_free|wall|ppl|nll_loss|total|n_correct) [^|]*[^| ]//g' \
+        -e 's/, (wps|ups|wpb|bsz|lr|gnorm|clip|train_wall|gb_free|wall|ppl|nll_loss|total|n_correct)=[^,]+//g' \
+    || true
+  wait $train_pid || { echo "fairseq-train failed; see $LOGS/train.log"; tail -5 "$LOGS/train.log"; exit 1; }
+  t_train=$(( $(now) - t0 ))
+else
+  stage "train: skipped (TRAIN_MINUTES=0), evaluating $CKPT/checkpoint_best.pt"
+  t_train=0
+fi
+[ -f "$CKPT/checkpoint_best.pt" ] || { echo "no $CKPT/checkpoint_best.pt; see $LOGS/train.log"; exit 1; }
+updates=$(grep -oE "num_updates [0-9]+" "$LOGS/train.log" | tail -1 | cut -d' ' -f2 || true)
+fairseq_s=$(grep -oE "done training in [0-9.]+" "$LOGS/train.log" | grep -oE "[0-9.]+$" || true)
+params=$(grep -oE "model params: [0-9,]+" "$LOGS/train.log" | head -1 | grep -oE "[0-9,]+$" || true)
+arch=$(grep -oE "arch='[^']+'" "$LOGS/train.log" | head -1 | cut -d"'" -f2 || true)
+
+stage "evaluate: fairseq-generate --scoring wer on the held-out voices"
+t0=$(now)
+summary=()
+for subset in "${TEST_SETS[@]}"; do
+  [ -f "$DATA/$subset.tsv" ] || continue
+  $BIN/fairseq-generate "$DATA" "${TASK[@]}" --gen-subset "$subset" \
+    --path "$CKPT/checkpoint_best.pt" --beam 5 --max-len-a 0.1 --max-len-b 10 \
+    --max-tokens 50000 --scoring wer \
+    --results-path "$RESULTS" > "$LOGS/generate_$subset.log" 2>&1 \
+    || { tail -5 "$LOGS/generate_$subset.log"; exit 1; }
+  total=$(grep -E "^Generate $subset with" "$RESULTS/generate-$subset.txt")
+  echo "$total"
+  per_voice=$($BIN/python $HERE/wer_by_voice.py "$DATA/$subset.tsv" "$RESULTS/generate-$subset.txt")
+  echo "$per_voice"
+  summary+=("$subset (fairseq-generate: ${total#*: }):" "$(sed 's/^/  /' <<< "$per_voice")")
+done
+t_eval=$(( $(now) - t0 ))
+
+stage "summary"
+{
+  echo "arch $arch $MODEL_ARGS ($params parameters), CPU, $THREADS threads"
+  echo "training: fairseq-train done in ${fairseq_s}s, $updates updates (log: $LOGS/train.log)"
+  echo "held-out voices, WER %:"
+  printf '%s\n' "${summary[@]}"
+  echo "stage seconds: prepare $t_prepare, train $t_train, evaluate $t_eval"
+} | tee "$WORK/results.txt"
+echo "checkpoints: $CKPT  logs: $LOGS  generate output: $RESULTS  summary: $WORK/results.txt"
