@@ -32,7 +32,7 @@ from fairseq.models.roberta.model import RobertaClassificationHead
 from ..modules import RecurrentStack, StackOptions
 from ..modules.options import check, check_choice, check_positive_int, check_range
 from ..modules.pooling import POOLINGS, pool
-from .stack_updates import after_update, log_statistics
+from .stack_updates import RecurrentStackModel, log_statistics
 
 logger = logging.getLogger(__name__)
 HEADS = "classification_heads."
@@ -124,7 +124,7 @@ class RecurrentEncoder(FairseqEncoder):
 
 
 @register_model("durnn_classifier", dataclass=DuRNNClassifierConfig)
-class DuRNNClassifier(FairseqEncoderModel):
+class DuRNNClassifier(RecurrentStackModel, FairseqEncoderModel):
     def __init__(self, cfg: DuRNNClassifierConfig, encoder: RecurrentEncoder):
         super().__init__(encoder)
         self.cfg = cfg
@@ -199,9 +199,3 @@ class DuRNNClassifier(FairseqEncoderModel):
                     del state_dict[key]
         for key, value in self.classification_heads.state_dict().items():
             state_dict.setdefault(prefix + key, value)
-
-    def set_num_updates(self, num_updates):
-        """Called by fairseq after every optimiser update (and on loading): projects the
-        constraints (:mod:`.stack_updates`)."""
-        super().set_num_updates(num_updates)
-        after_update(self)

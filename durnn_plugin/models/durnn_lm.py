@@ -27,7 +27,7 @@ from ..modules import RecurrentStack, StackOptions
 from ..modules.options import check, check_positive_int, check_range
 from ..modules.state_dict_check import check_state_dict_fits
 from .stack_state import StackStateDecoder, right_padded_lengths
-from .stack_updates import after_update, log_statistics
+from .stack_updates import RecurrentStackModel
 
 
 @dataclass
@@ -139,7 +139,7 @@ class DuRNNLanguageModelDecoder(StackStateDecoder):
 
 
 @register_model("durnn_lm", dataclass=DuRNNLanguageModelConfig)
-class DuRNNLanguageModel(FairseqLanguageModel):
+class DuRNNLanguageModel(RecurrentStackModel, FairseqLanguageModel):
     @classmethod
     def build_model(cls, cfg: DuRNNLanguageModelConfig, task):
         if not isinstance(cfg, DuRNNLanguageModelConfig):  # a DictConfig from hydra or a checkpoint
@@ -154,19 +154,6 @@ class DuRNNLanguageModel(FairseqLanguageModel):
         check_state_dict_fits(self, state_dict, strict=strict,
                               vocab_keys=["decoder.embed_tokens.weight", "decoder.output_weight"])
         return super().load_state_dict(state_dict, strict, model_cfg, args)
-
-    def forward(self, *args, **kwargs):
-        """fairseq's forward; in training it also logs the stacks' statistics
-        (:mod:`.stack_updates`)."""
-        output = super().forward(*args, **kwargs)
-        log_statistics(self)
-        return output
-
-    def set_num_updates(self, num_updates):
-        """Called by fairseq after every optimiser update (and on loading): projects the
-        constraints (:mod:`.stack_updates`)."""
-        super().set_num_updates(num_updates)
-        after_update(self)
 
 
 @register_model_architecture("durnn_lm", "indrnn_lm")

@@ -18,7 +18,7 @@ from ..modules import StackOptions
 from ..modules.options import InvalidOptionError, check_positive_int, check_range
 from .durnn_decoder import DuRNNDecoder
 from .durnn_encoder import DuRNNEncoder
-from .stack_updates import after_update, log_statistics
+from .stack_updates import RecurrentStackModel
 
 SIDES = ("encoder", "decoder")
 PER_SIDE_DEFAULTS = {"encoder": {"num_layers": 4, "hidden_size": 320},
@@ -80,7 +80,7 @@ class DuRNNSeq2SeqConfig(FairseqDataclass, EncoderStackOptions, DecoderStackOpti
         check_range("dropout", self.dropout, 0, 1, hi_open=True)
 
 
-class DuRNNSeq2SeqModel(FairseqEncoderDecoderModel):
+class DuRNNSeq2SeqModel(RecurrentStackModel, FairseqEncoderDecoderModel):
     """Encoder (front-end + bidirectional stack) and attention decoder; subclasses give the
     config class and the front-end."""
 
@@ -100,16 +100,3 @@ class DuRNNSeq2SeqModel(FairseqEncoderDecoderModel):
                                cfg.stack_options("decoder"), encoder.output_size, cfg.dropout,
                                cfg.share_decoder_input_output_embed)
         return cls(encoder, decoder)
-
-    def forward(self, *args, **kwargs):
-        """fairseq's forward; in training it also logs the stacks' statistics
-        (:mod:`.stack_updates`)."""
-        output = super().forward(*args, **kwargs)
-        log_statistics(self)
-        return output
-
-    def set_num_updates(self, num_updates):
-        """Called by fairseq after every optimiser update (and on loading): projects the
-        constraints (:mod:`.stack_updates`)."""
-        super().set_num_updates(num_updates)
-        after_update(self)

@@ -4,7 +4,7 @@
   update (and when it loads a checkpoint): projects every constrained weight back onto its bound
   (``|u| <= γ^{1/T}``, ``σ_max(U_s) <= ρ_s``), so the next forward and every checkpoint satisfy
   them.
-* :func:`log_statistics`, from the model's ``forward`` in training mode (inside fairseq's
+* :func:`log_statistics`, after the model's ``forward`` in training mode (inside fairseq's
   ``train_inner`` metrics context): logs each layer's statistics as fairseq metrics (and so in
   the training log, and in tensorboard with ``--tensorboard-logdir``): ``<layer>_u_mean``,
   ``<layer>_u_max`` (of ``|u|``), and for DuRNN ``<layer>_us_norm`` (σ_max of U_s) and
@@ -43,3 +43,17 @@ def log_statistics(model: nn.Module) -> None:
     for prefix, stack in recurrent_stacks(model).items():
         for key, value in stack.statistics().items():
             metrics.log_scalar(prefix + key, value, priority=STATISTICS_PRIORITY, round=3)
+
+
+class RecurrentStackModel:
+    """Mixin for a fairseq model (listed before the fairseq base class) that wires both in:
+    ``forward`` logs the statistics after fairseq's forward, ``set_num_updates`` projects."""
+
+    def forward(self, *args, **kwargs):
+        output = super().forward(*args, **kwargs)
+        log_statistics(self)
+        return output
+
+    def set_num_updates(self, num_updates):
+        super().set_num_updates(num_updates)
+        after_update(self)

@@ -79,6 +79,7 @@ if [ "$TRAIN_MINUTES" != 0 ]; then
     | sed -u -E -e 's/^[0-9: -]+\| (INFO|WARNING|ERROR) \| //' \
         -e 's/ \| (wps|ups|wpb|bsz|lr|gnorm|clip|train_wall|gb_free|wall|ppl|nll_loss|total|n_correct) [^|]*[^| ]//g' \
         -e 's/, (wps|ups|wpb|bsz|lr|gnorm|clip|train_wall|gb_free|wall|ppl|nll_loss|total|n_correct)=[^,]+//g' \
+        -e 's/(,| \|) [a-z0-9_]+_(u_mean|u_max|us_norm|gate)[= ][^,|]+//g' \
     || true
   wait $train_pid || { echo "fairseq-train failed; see $LOGS/train.log"; tail -5 "$LOGS/train.log"; exit 1; }
   t_train=$(( $(now) - t0 ))
