@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import torch
-from omegaconf import II
 from torch import Tensor, nn
 
 from fairseq.dataclass import FairseqDataclass
@@ -44,7 +43,6 @@ class DuRNNLanguageModelConfig(FairseqDataclass, StackOptions):
         "help": "dropout in the adaptive softmax tail projections"})
     adaptive_softmax_factor: float = field(default=4.0, metadata={
         "help": "size reduction factor of each adaptive softmax tail band"})
-    max_target_positions: Optional[int] = II("task.tokens_per_sample")
 
     def validate(self, vocab_size: Optional[int] = None) -> None:
         super().validate()
@@ -71,7 +69,6 @@ class DuRNNLanguageModelDecoder(StackStateDecoder):
     def __init__(self, cfg: DuRNNLanguageModelConfig, dictionary):
         super().__init__(dictionary)
         self.padding_idx = dictionary.pad()
-        self.max_target_positions = cfg.max_target_positions
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.embed_dim, self.padding_idx)
         nn.init.normal_(self.embed_tokens.weight, mean=0, std=cfg.embed_dim ** -0.5)
         nn.init.zeros_(self.embed_tokens.weight[self.padding_idx])
@@ -135,7 +132,9 @@ class DuRNNLanguageModelDecoder(StackStateDecoder):
         return nn.functional.linear(features, weight)
 
     def max_positions(self):
-        return self.max_target_positions if self.max_target_positions else int(1e6)
+        """A recurrent model has no position limit: fairseq must not drop samples longer than the
+        training blocks (eval-lm with longer ``--tokens-per-sample`` scores every token)."""
+        return int(1e6)
 
 
 @register_model("durnn_lm", dataclass=DuRNNLanguageModelConfig)
