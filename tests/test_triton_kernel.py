@@ -7,50 +7,19 @@ the variable per test (``monkeypatch``) works even when triton was imported earl
 pytest process. On a machine with CUDA the same cases also run compiled (interpreter off).
 Skipped as a whole when triton is not installed.
 """
-import importlib
-
 import pytest
 import torch
 
 pytest.importorskip("triton")
 
 from durnn_plugin.ops import indrnn_reference, last_states  # noqa: E402
+from triton_cases import (  # noqa: E402,F401  (device: the fixture)
+    DEVICES, TOLS, assert_near, device, kernel_module, make_inputs,
+)
 
-kernel_module = importlib.import_module("durnn_plugin.ops.indrnn_triton")
 indrnn_triton = kernel_module.indrnn_triton
 
-DEVICES = ["interpreter", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device"))]
-# tolerance relative to the reference's scale: max|x - ref| <= tol * (1 + max|ref|)
-TOLS = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 CASES = [(1, 1), (2, 1), (7, 1), (13, 1), (1, 3), (2, 3), (7, 3), (9, 3), (8, 2), (5, 2)]
-
-
-@pytest.fixture
-def device(request, monkeypatch):
-    monkeypatch.setattr(kernel_module, "DEBUG_FILL", float("nan"))  # unwritten elements -> NaN
-    if request.param == "interpreter":
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
-        return "cpu"
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    return "cuda"
-
-
-def make_inputs(T, d, dtype, device, B=3, N=5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(T, B, N, generator=g)
-    u = torch.rand(N, generator=g) * 2.2 - 1.1  # both signs, |u| up to 1.1
-    h0 = torch.rand(d, B, N, generator=g)
-    return [x.to(dtype).to(device).requires_grad_() for x in (a, u, h0)]
-
-
-def assert_near(x, ref, tol, what):
-    x, ref = x.detach().double().cpu(), ref.detach().double().cpu()
-    assert x.shape == ref.shape, what
-    assert torch.isfinite(x).all(), f"{what}: non-finite (unwritten?) elements"
-    err = (x - ref).abs().max().item() if x.numel() else 0.0
-    bound = tol * (1 + ref.abs().max().item()) if x.numel() else 0.0
-    assert err <= bound, f"{what}: max error {err:.3g} > {bound:.3g}"
 
 
 def check_against_reference(T, d, dtype, device, block=None):
