@@ -72,7 +72,8 @@ CASES = [
          r"the checkpoint was trained with"),
     Case("stateful task: more streams than tokens", "fairseq-train",
          lambda p: train(p, "--batch-size", 5000, task="durnn_language_modeling"),
-         r"fairseq-train: error: the split has \d+ tokens, too few for 5000 streams .*"),
+         r"fairseq-train: error: the split has \d+ tokens, too few for 10000 streams "
+         r"\(--batch-size x --stream-groups .*"),
     Case("empty lines (eos-only samples) and a line 5x longer than --tokens-per-sample "
          "(no position limit: scored whole)", "fairseq-eval-lm",
          lambda p: eval_lm(p.odd, p, "--sample-break-mode", "eos", "--tokens-per-sample", 64,

@@ -1,6 +1,7 @@
 """Task durnn_language_modeling: exact stream split, carried state = one long pass, resets,
 dummy batches, fairseq-train and fairseq-eval-lm."""
 import math
+import random
 
 import pytest
 import torch
@@ -22,10 +23,11 @@ def data(tmp_path_factory):
     return preprocess_lm(tmp_path_factory.mktemp("stateful"))
 
 
-def setup(data, arch="durnn_lm", tokens_per_sample=8):
+def setup(data, arch="durnn_lm", tokens_per_sample=8, groups=1):
     """task, model (eval mode, dropout on) and criterion, as fairseq-train would build them."""
     argv = [str(data)] + TASK + ["--arch", arch, "--tokens-per-sample", str(tokens_per_sample),
-                                 "--batch-size", "3", "--dropout", "0.3", "--u-gamma", "1"] + TINY_MODEL
+                                 "--batch-size", "3", "--dropout", "0.3", "--u-gamma", "1",
+                                 "--stream-groups", str(groups)] + TINY_MODEL
     cfg = convert_namespace_to_omegaconf(
         options.parse_args_and_arch(options.get_training_parser(), argv))
     task = tasks.setup_task(cfg.task)
@@ -61,6 +63,43 @@ def test_batches_are_consecutive_pieces_of_disjoint_streams(data, workers):
         pieces = [got[0]["net_input"]["src_tokens"], got[1]["net_input"]["src_tokens"], got[1]["target"]]
         seen += torch.cat(pieces, 1).flatten().tolist()
     assert sorted(seen) == list(range(20))  # the workers' streams are disjoint and cover all
+
+
+def test_stream_groups_take_turns_on_the_training_split_only(data):
+    task, _, _ = setup(data, tokens_per_sample=4, groups=2)
+    task.load_dataset("train")
+    task.load_dataset("valid")
+    train = task.dataset("train")
+    got = batches(task, train, 3, shards=2, shard=1)
+    rows = split_streams(train, 3 * 2 * 2)[6:]  # worker 1 of 2 owns the last 2 groups of 3
+    segments = -(-(rows.shape[1] - 1) // 4)
+    assert [(b["segment"], b["group"]) for b in got] == [(k, g) for k in range(segments)
+                                                          for g in range(2)]
+    for b in got:
+        k, g = b["segment"], b["group"]
+        assert b["id"].tolist() == list(range(6 + 3 * g, 9 + 3 * g))
+        piece = rows[3 * g:3 * g + 3, 4 * k:4 * k + 5]  # the last one is shorter
+        assert torch.equal(b["net_input"]["src_tokens"], piece[:, :-1])
+        assert torch.equal(b["target"], piece[:, 1:])
+    valid = batches(task, task.dataset("valid"), 3)
+    assert {b["group"] for b in valid} == {0} and valid[0]["id"].tolist() == [0, 1, 2]
+
+
+@torch.no_grad()
+def test_grouped_segments_with_carried_state_equal_one_pass_per_stream(data):
+    task, model, _ = setup(data, groups=2)
+    task.load_dataset("train")
+    stream = task.dataset("train")
+    carrier = StateCarrier()
+
+    def with_state(samples):
+        for b in samples:
+            b["net_input"]["carried_state"] = carrier.box_for(b["segment"], b["group"])
+            yield b
+
+    result = eval_lm.eval_lm([model], task.source_dictionary,
+                             with_state(batches(task, stream, 3)))
+    assert abs(result["loss"] - single_pass_loss(model, stream, 6)) <= 1e-5
 
 
 def test_split_stream_is_eos_then_lines_in_order(data):
@@ -125,6 +164,23 @@ def test_carrier_resets_at_epoch_start_and_with_probability():
     assert draws[0] == draws[1] and 5 < sum(draws[0]) < 35  # seeded, and resets do happen
 
 
+def test_carrier_keeps_one_state_per_group_and_saves_them():
+    carrier = StateCarrier()
+    first, other = carrier.box_for(0, 0), carrier.box_for(0, 1)
+    assert first is not other
+    first.state, other.state = [(torch.ones(1, 2, 3),)], [(torch.zeros(1, 2, 3),)]
+    assert carrier.box_for(1, 0) is first and carrier.box_for(1, 1) is other
+    restored = StateCarrier()
+    restored.load_state_dict(carrier.state_dict())
+    assert restored.box_for(2, 1).state[0][0].sum() == 0
+    assert restored.box_for(2, 0).state[0][0].sum() == 6
+    assert restored.box_for(2, 0).state is None  # segment 2 again: not a successor
+    old = StateCarrier()  # the format written before stream groups existed
+    old.load_state_dict({"next_segment": 4, "rng": random.Random(1).getstate(),
+                         "state": [(torch.ones(1, 2, 3),)]})
+    assert old.box_for(4).state[0][0].sum() == 6
+
+
 @torch.no_grad()
 def test_after_a_reset_the_output_equals_a_fresh_start(data):
     _, model, _ = setup(data)
@@ -145,11 +201,11 @@ def test_dummy_and_valid_batches_leave_the_training_state_alone(data):
     task.load_dataset("train")
     first, second = batches(task, task.dataset("train"), 3)[:2]
     task.train_step(first, model, criterion, Backward(), 0)
-    box = task.carriers["train"].box
+    box = task.carriers["train"].boxes[0]
     state = box.state
     task.train_step(first, model, criterion, Backward(), 0, ignore_grad=True)  # dummy replay
     task.valid_step(first, model, criterion)
-    assert task.carriers["train"].box is box and box.state is state
+    assert task.carriers["train"].boxes[0] is box and box.state is state
     task.train_step(second, model, criterion, Backward(), 1)
     assert second["net_input"]["carried_state"] is box and box.state is not state
     valid = [task.valid_step(b, model, criterion)[0].item() for b in (first, second, first)]

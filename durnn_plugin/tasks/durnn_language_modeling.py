@@ -4,7 +4,10 @@ Reads the data of fairseq's ``language_modeling`` task (``dict.txt``, ``SPLIT.bi
 ``fairseq-preprocess --only-source``). Each split becomes parallel streams cut into consecutive
 segments of ``--tokens-per-sample`` tokens (:mod:`.streams`): ``--batch-size`` (``--batch-size-valid``
 for validation; without them ``max_tokens // tokens_per_sample``) streams per data-parallel
-worker, batch ``k`` = segment ``k`` of every stream, ``(B, T)`` source and target tokens.
+worker, batch ``k`` = segment ``k`` of every stream, ``(B, T)`` source and target tokens. With
+``--stream-groups M`` the training split has ``M`` groups of ``B`` streams per worker, taken in
+turn (batch ``j`` = segment ``j // M`` of group ``j mod M``), so that consecutive updates do not
+see the continuation of the same documents; validation and eval-lm always use one group.
 
 Every layer's state is carried from segment ``k`` to ``k + 1``, detached (:mod:`.state_carrier`):
 ``train_step``, ``valid_step`` and the eval-lm iterator put a box into
@@ -32,7 +35,7 @@ from fairseq.data import Dictionary, data_utils, iterators
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
-from ..modules.options import check, check_range
+from ..modules.options import check, check_positive_int, check_range
 from .state_carrier import StateBox, StateCarrier
 from .streams import collate_segment, concatenate_lines, worker_segments
 
@@ -48,7 +51,11 @@ class DuRNNLanguageModelingConfig(FairseqDataclass):
         "help": "segment length T: gradients are truncated after T steps, state is carried"})
     state_reset_prob: float = field(default=0.0, metadata={
         "help": "probability of starting a training segment from a zero state"})
+    stream_groups: int = field(default=1, metadata={
+        "help": "training only: M groups of --batch-size streams per worker, one group per "
+                "batch in turn, each stream still read in order with its state carried"})
     seed: int = II("common.seed")
+    train_subset: str = II("dataset.train_subset")
 
 
 @register_task("durnn_language_modeling", dataclass=DuRNNLanguageModelingConfig)
@@ -56,6 +63,7 @@ class DuRNNLanguageModelingTask(FairseqTask):
     def __init__(self, cfg: DuRNNLanguageModelingConfig, dictionary: Dictionary):
         super().__init__(cfg)
         check_range("state_reset_prob", cfg.state_reset_prob, 0, 1)
+        check_positive_int("stream_groups", cfg.stream_groups)
         self.dictionary = dictionary
         self.carriers = {"train": StateCarrier(cfg.state_reset_prob, cfg.seed),
                          "valid": StateCarrier()}
@@ -96,11 +104,14 @@ class DuRNNLanguageModelingTask(FairseqTask):
     def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, num_shards=1,
                            shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, **unused):
         """Segment batches of this worker's streams, in order: ``max_sentences`` (fairseq's
-        batch size) streams per worker, else ``max_tokens // tokens_per_sample``."""
+        batch size) streams per worker, else ``max_tokens // tokens_per_sample``; for the
+        training split in ``--stream-groups`` groups taken in turn."""
         T = self.cfg.tokens_per_sample
         self.shard = (num_shards, shard_id)
         B = max_sentences or max(1, (max_tokens or T) // T)
-        segments = worker_segments(dataset, B, T, num_shards, shard_id)
+        train = dataset is self.datasets.get(self.cfg.train_subset)
+        segments = worker_segments(dataset, B, T, num_shards, shard_id,
+                                   self.cfg.stream_groups if train else 1)
         return iterators.EpochBatchIterator(
             dataset=segments, collate_fn=collate_segment,
             batch_sampler=[[k] for k in range(len(segments))], num_workers=num_workers,
@@ -109,7 +120,7 @@ class DuRNNLanguageModelingTask(FairseqTask):
 
     def _attach(self, sample, mode: str) -> None:
         """Put the box of ``sample``'s segment into its ``net_input`` (``mode``: train / valid)."""
-        box = self.carriers[mode].box_for(sample["segment"])
+        box = self.carriers[mode].box_for(sample["segment"], sample["group"])
         sample["net_input"]["carried_state"] = box.to(sample["net_input"]["src_tokens"].device)
 
     def get_checkpoint_dict(self):
@@ -148,7 +159,8 @@ class DuRNNLanguageModelingTask(FairseqTask):
 
         def with_state():
             for sample in batches:
-                sample["net_input"]["carried_state"] = carrier.box_for(sample["segment"])
+                sample["net_input"]["carried_state"] = carrier.box_for(sample["segment"],
+                                                                       sample["group"])
                 yield sample
 
         return iterators.CountingIterator(with_state(), total=len(batches))

@@ -8,6 +8,13 @@ to ``(S, L)``, ``L = N // S`` (the last ``N mod S`` tokens are dropped); stream 
 source tokens ``[k T, k T + T_k)`` and the target tokens one position later, where
 ``T_k = min(T, L - 1 - k T)``: the last segment is kept even when it is shorter than ``T``.
 Row ``i`` of every batch is the same stream; nothing is shuffled or padded.
+
+Interleaved groups (training only, ``--stream-groups M``): the worker owns ``M`` groups of ``B``
+streams (``S = B M R``, worker ``r`` the streams ``[r B M, (r + 1) B M)``, group ``g`` the rows
+``[g B, (g + 1) B)`` of those) and batch ``j`` is segment ``k = j // M`` of group ``g = j mod M``.
+Each stream is still read in order with its state carried (segment ``k`` of a group comes ``M``
+batches after its segment ``k - 1``), but consecutive updates see ``M`` different sets of
+documents in turn instead of the continuation of the same ones.
 """
 from typing import Dict, Sequence, Tuple
 
@@ -27,47 +34,58 @@ def split_streams(tokens: Tensor, num_streams: int) -> Tensor:
     length = tokens.numel() // num_streams
     if length < 2:
         raise OneLineError(f"the split has {tokens.numel()} tokens, too few for {num_streams} "
-                           "streams (--batch-size x data-parallel workers; each stream needs at "
-                           "least 2 tokens): use a smaller --batch-size (--batch-size-valid) "
-                           "or more data")
+                           "streams (--batch-size x --stream-groups x data-parallel workers; "
+                           "each stream needs at least 2 tokens): use a smaller --batch-size "
+                           "(--batch-size-valid), fewer --stream-groups or more data")
     return tokens[:num_streams * length].view(num_streams, length)
 
 
 class StreamSegments(torch.utils.data.Dataset):
-    """Item ``k`` of one worker's streams ``(B, L)`` (global rows ``first_row ..``): the whole
-    batch of segment ``k``, ``(k, source (B, T_k), target (B, T_k), stream ids (B,))``."""
+    """Item ``j`` of one worker's streams ``(M B, L)`` (global rows ``first_row ..``) in ``M``
+    groups of ``B``: the whole batch of segment ``k = j // M`` of group ``g = j mod M``,
+    ``(k, g, source (B, T_k), target (B, T_k), stream ids (B,))``."""
 
-    def __init__(self, streams: Tensor, tokens_per_sample: int, first_row: int = 0):
+    def __init__(self, streams: Tensor, tokens_per_sample: int, first_row: int = 0,
+                 groups: int = 1):
         super().__init__()
+        self.groups = groups
+        self.group_size = streams.shape[0] // groups
         self.streams = streams
         self.tokens_per_sample = tokens_per_sample
         self.ids = torch.arange(first_row, first_row + streams.shape[0])
+        self.segments = -(-(streams.shape[1] - 1) // tokens_per_sample)
 
     def __len__(self) -> int:
-        return -(-(self.streams.shape[1] - 1) // self.tokens_per_sample)
+        return self.segments * self.groups
 
-    def __getitem__(self, k: int) -> Tuple[int, Tensor, Tensor, Tensor]:
+    def __getitem__(self, j: int) -> Tuple[int, int, Tensor, Tensor, Tensor]:
+        k, g = divmod(j, self.groups)
+        rows = slice(g * self.group_size, (g + 1) * self.group_size)
         start = k * self.tokens_per_sample
-        piece = self.streams[:, start:start + self.tokens_per_sample + 1]
-        return k, piece[:, :-1], piece[:, 1:], self.ids
+        piece = self.streams[rows, start:start + self.tokens_per_sample + 1]
+        return k, g, piece[:, :-1], piece[:, 1:], self.ids[rows]
 
 
 def worker_segments(tokens: Tensor, streams_per_worker: int, tokens_per_sample: int,
-                    num_shards: int = 1, shard_id: int = 0) -> StreamSegments:
-    """The segments of worker ``shard_id``: its ``B`` whole streams out of ``B * num_shards``."""
-    rows = split_streams(tokens, streams_per_worker * num_shards)
-    first = shard_id * streams_per_worker
-    return StreamSegments(rows[first:first + streams_per_worker], tokens_per_sample, first)
+                    num_shards: int = 1, shard_id: int = 0, groups: int = 1) -> StreamSegments:
+    """The segments of worker ``shard_id``: its ``groups`` groups of ``B`` whole streams out of
+    ``B * groups * num_shards``."""
+    owned = streams_per_worker * groups
+    rows = split_streams(tokens, owned * num_shards)
+    first = shard_id * owned
+    return StreamSegments(rows[first:first + owned], tokens_per_sample, first, groups)
 
 
 def collate_segment(items) -> Dict:
     """One item (a whole segment batch, see :class:`StreamSegments`) -> a fairseq sample; its
-    ``segment`` index lets the task check that the carried state belongs to the previous one."""
-    (k, source, target, ids), = items
+    ``segment`` and ``group`` indices let the task check that the carried state belongs to the
+    group's previous segment."""
+    (k, g, source, target, ids), = items
     B, T = source.shape
     return {
         "id": ids,
         "segment": k,
+        "group": g,
         "nsentences": B,
         "ntokens": B * T,
         "net_input": {"src_tokens": source.contiguous(),

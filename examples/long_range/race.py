@@ -55,7 +55,8 @@ def benchmark_args(args) -> tuple:
 def command(args, name: str, task: list, save_dir: Path) -> list:
     model = ["--arch", "durnn_classifier", "--num-layers", args.num_layers,
              "--hidden-size", args.hidden_size, "--embed-dim", args.embed_dim,
-             "--pooling", "last", "--dropout", "0", "--embed-dropout", "0"]
+             "--pooling", args.pooling, "--dropout", "0", "--embed-dropout", "0",
+             "--u-last-eps", args.u_last_eps]
     train = ["--optimizer", "adam", "--lr", args.lr, "--clip-norm", "1.0",
              "--batch-size", args.batch_size, "--stop-time-hours", args.budget_seconds / 3600,
              "--max-epoch", 1000, "--validate-interval-updates", args.validate_every,
@@ -124,6 +125,12 @@ def main():
     parser.add_argument("--embed-dim", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--pooling", choices=("last", "mean"), default="last",
+                        help="classifier input: the last step's output or the mean over steps")
+    parser.add_argument("--u-last-eps", type=float, default=0.5,
+                        help="the last recurrent layer's u starts in U(eps^(1/T), 2^(1/T)) "
+                             "(long memory from the start, as the IndRNN paper does for these "
+                             "tasks; 0: U(0, 2^(1/T)) like the other layers)")
     parser.add_argument("--validate-every", type=int, default=50)
     parser.add_argument("--extra", default="", help="more fairseq-train options for every run")
     parser.add_argument("--test", action="store_true", help="score best checkpoints on test")
