@@ -71,14 +71,14 @@ def test_stream_groups_take_turns_on_the_training_split_only(data):
     task.load_dataset("valid")
     train = task.dataset("train")
     got = batches(task, train, 3, shards=2, shard=1)
-    rows = split_streams(train, 3 * 2 * 2)[6:]  # worker 1 of 2 owns the last 2 groups of 3
+    rows = split_streams(train, 3 * 2 * 2)[6:]  # worker 1 of 2 owns the last 6 streams
     segments = -(-(rows.shape[1] - 1) // 4)
     assert [(b["segment"], b["group"]) for b in got] == [(k, g) for k in range(segments)
                                                           for g in range(2)]
     for b in got:
         k, g = b["segment"], b["group"]
-        assert b["id"].tolist() == list(range(6 + 3 * g, 9 + 3 * g))
-        piece = rows[3 * g:3 * g + 3, 4 * k:4 * k + 5]  # the last one is shorter
+        assert b["id"].tolist() == [6 + g, 8 + g, 10 + g]  # every 2nd stream: each group spans all
+        piece = rows[g::2, 4 * k:4 * k + 5]  # the last one is shorter
         assert torch.equal(b["net_input"]["src_tokens"], piece[:, :-1])
         assert torch.equal(b["target"], piece[:, 1:])
     valid = batches(task, task.dataset("valid"), 3)

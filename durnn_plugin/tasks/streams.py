@@ -10,8 +10,9 @@ source tokens ``[k T, k T + T_k)`` and the target tokens one position later, whe
 Row ``i`` of every batch is the same stream; nothing is shuffled or padded.
 
 Interleaved groups (training only, ``--stream-groups M``): the worker owns ``M`` groups of ``B``
-streams (``S = B M R``, worker ``r`` the streams ``[r B M, (r + 1) B M)``, group ``g`` the rows
-``[g B, (g + 1) B)`` of those) and batch ``j`` is segment ``k = j // M`` of group ``g = j mod M``.
+streams (``S = B M R``, worker ``r`` the streams ``[r B M, (r + 1) B M)``, group ``g`` every
+``M``-th of those from its ``g``-th, so each group still spans the worker's whole share of the
+split) and batch ``j`` is segment ``k = j // M`` of group ``g = j mod M``.
 Each stream is still read in order with its state carried (segment ``k`` of a group comes ``M``
 batches after its segment ``k - 1``), but consecutive updates see ``M`` different sets of
 documents in turn instead of the continuation of the same ones.
@@ -42,14 +43,14 @@ def split_streams(tokens: Tensor, num_streams: int) -> Tensor:
 
 class StreamSegments(torch.utils.data.Dataset):
     """Item ``j`` of one worker's streams ``(M B, L)`` (global rows ``first_row ..``) in ``M``
-    groups of ``B``: the whole batch of segment ``k = j // M`` of group ``g = j mod M``,
-    ``(k, g, source (B, T_k), target (B, T_k), stream ids (B,))``."""
+    groups of ``B`` (group ``g``: rows ``g, g + M, g + 2M, ...``): the whole batch of segment
+    ``k = j // M`` of group ``g = j mod M``, ``(k, g, source (B, T_k), target (B, T_k), stream
+    ids (B,))``."""
 
     def __init__(self, streams: Tensor, tokens_per_sample: int, first_row: int = 0,
                  groups: int = 1):
         super().__init__()
         self.groups = groups
-        self.group_size = streams.shape[0] // groups
         self.streams = streams
         self.tokens_per_sample = tokens_per_sample
         self.ids = torch.arange(first_row, first_row + streams.shape[0])
@@ -60,7 +61,7 @@ class StreamSegments(torch.utils.data.Dataset):
 
     def __getitem__(self, j: int) -> Tuple[int, int, Tensor, Tensor, Tensor]:
         k, g = divmod(j, self.groups)
-        rows = slice(g * self.group_size, (g + 1) * self.group_size)
+        rows = slice(g, None, self.groups)
         start = k * self.tokens_per_sample
         piece = self.streams[rows, start:start + self.tokens_per_sample + 1]
         return k, g, piece[:, :-1], piece[:, 1:], self.ids[rows]
