@@ -206,6 +206,8 @@ def train(name, args, run_dir):
     os.makedirs(run_dir)
     cmd = train_cmd(args.level, name, args.data, save_dir, args.budget_seconds,
                     args.validate_interval_updates)
+    if name == "durnn-tbptt":
+        cmd += shlex.split(args.tbptt_options)
     print(f"\n== train {name} ({datetime.datetime.utcnow():%H:%M:%S} UTC): {q(cmd)}", flush=True)
     t0 = time.time()
     with open(os.path.join(run_dir, "train.log"), "w") as log, \
@@ -337,6 +339,8 @@ def main():
     ap.add_argument("--runs", default=",".join(ORDER), help="comma-separated subset of " + ",".join(ORDER))
     ap.add_argument("--skip-train", action="store_true", help="reuse existing runs in --work")
     ap.add_argument("--count-only", action="store_true")
+    ap.add_argument("--tbptt-options", default="",
+                    help="more fairseq-train options for durnn-tbptt, e.g. '--stream-groups 4'")
     ap.add_argument("--concurrent", action="store_true",
                     help="train all runs at the same time (each with --threads threads)")
     args = ap.parse_args()
