@@ -53,8 +53,9 @@ def test_identity_skip_after_the_first_block_and_final_norm_on_the_last():
 def test_residual_block_refuses_no_residual():
     with pytest.raises(InvalidOptionError, match=r"invalid --no-residual=True: must be off with --block residual"):
         stack(no_residual=True)
-    with pytest.raises(InvalidOptionError, match=r"invalid --block=dense: must be one of post-norm, residual"):
-        StackOptions(block="dense").validate()
+    with pytest.raises(InvalidOptionError,
+                       match=r"invalid --block=highway: must be one of post-norm, residual, dense"):
+        StackOptions(block="highway").validate()
 
 
 def test_fairseq_lm_with_residual_blocks(tmp_path):

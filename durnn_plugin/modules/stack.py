@@ -114,7 +114,28 @@ class ResidualBlock(nn.Module):
         return y, tuple(state_1) + tuple(state_2)
 
 
-BLOCK_CLASSES = dict(zip(BLOCKS, (StackLayer, ResidualBlock)))
+class DenseLayer(nn.Module):
+    """``--block dense`` (SPEC section 4, densely connected): ``y = [x ; norm(cell(x))]``
+    ``(T, B, C + N)``, so layer ``l`` reads the stack input and every earlier layer's output
+    (DenseNet's connectivity, without transition or bottleneck layers). The width grows by the
+    cell's output size ``N`` per layer: a stack of ``L`` layers outputs ``C + L·N`` features."""
+
+    def __init__(self, opts: StackOptions, input_size: int, dilation: int, last: bool):
+        super().__init__()
+        self.cell = build_recurrence(opts, input_size, dilation, last)
+        self.norm = build_norm(opts.norm, self.cell.output_size)
+        self.output_size = input_size + self.cell.output_size
+
+    def cells(self) -> Dict[str, RecurrentCell]:
+        return {"": self.cell}
+
+    def forward(self, x: Tensor, state: Optional[State], lengths: Optional[Tensor],
+                mask: Optional[Tensor]) -> Tuple[Tensor, State]:
+        y, state = self.cell(x, state, lengths)
+        return torch.cat([x, self.norm(y, mask)], -1), state
+
+
+BLOCK_CLASSES = dict(zip(BLOCKS, (StackLayer, ResidualBlock, DenseLayer)))
 
 
 def reverse_padded(x: Tensor, lengths: Optional[Tensor]) -> Tensor:

@@ -13,7 +13,7 @@ from .norms import NORMS
 from .options import check, check_choice, check_positive_int, check_range
 
 CELLS = ("durnn", "indrnn", "lstm", "gru")
-BLOCKS = ("post-norm", "residual")
+BLOCKS = ("post-norm", "residual", "dense")
 
 
 def _help(text: str):
@@ -47,8 +47,9 @@ class StackOptions:
     norm: str = field(default="layer", metadata=_help(
         "normalisation between modules: " + ", ".join(NORMS)))
     block: str = field(default="post-norm", metadata=_help(
-        "layer structure: post-norm (norm(cell(x) + skip(x))) or residual (SPEC section 4: "
-        "skip(x) + cell(norm(cell(norm(x)))), two cells per layer)"))
+        "layer structure: post-norm (norm(cell(x) + skip(x))), residual (SPEC section 4: "
+        "skip(x) + cell(norm(cell(norm(x)))), two cells per layer) or dense (SPEC section 4: "
+        "[x ; norm(cell(x))], each layer reads the input and all earlier layers' outputs)"))
     no_residual: bool = field(default=False, metadata=_help(
         "no residual connections (by default each module adds its input, through a linear "
         "projection where sizes differ)"))
@@ -85,8 +86,8 @@ class StackOptions:
         check_choice("module_output", self.module_output, MODULE_OUTPUTS)
         check_choice("norm", self.norm, NORMS)
         check_choice("block", self.block, BLOCKS)
-        check(not (self.no_residual and self.block == "residual"), "no_residual", True,
-              "off with --block residual (its identity skip is the point of the block)")
+        check(not (self.no_residual and self.block != "post-norm"), "no_residual", True,
+              f"off with --block {self.block} (its skip connection is the point of the block)")
         check_range("short_rho", self.short_rho, 0, 1, lo_open=True, hi_open=True)
         check_range("u_gamma", self.u_gamma, 0, float("inf"), lo_open=True, hi_open=True)
         check_positive_int("u_time_steps", self.u_time_steps)

@@ -1,0 +1,65 @@
+"""--block dense: SPEC section 4's densely connected stack, y = [x ; norm(cell(x))] per layer."""
+import pytest
+import torch
+
+from durnn_plugin.modules import InvalidOptionError, RecurrentStack, StackOptions
+
+
+def stack(cell="indrnn", layers=2, bidirectional=False, **kw):
+    torch.manual_seed(0)
+    opts = StackOptions(cell=cell, hidden_size=6, short_size=2, num_layers=layers,
+                        block="dense", bidirectional=bidirectional, **kw)
+    return RecurrentStack(opts, 5).double().eval()
+
+
+def test_each_layer_reads_the_input_and_all_earlier_outputs():
+    s = stack(layers=3)
+    first, second, third = s.directions[0]
+    x = torch.randn(6, 2, 5, dtype=torch.double)
+    y1 = first.norm(first.cell(x)[0], None)
+    y2 = second.norm(second.cell(torch.cat([x, y1], -1))[0], None)
+    y3 = third.norm(third.cell(torch.cat([x, y1, y2], -1))[0], None)
+    y, _ = s(x)
+    torch.testing.assert_close(y, torch.cat([x, y1, y2, y3], -1))
+    assert s.output_size == 5 + 3 * 6 == y.shape[-1]
+    assert [layer.cell.weight.shape[1] for layer in s.directions[0]] == [5, 11, 17]
+
+
+@pytest.mark.parametrize("cell,dilations", [("indrnn", "1,2"), ("durnn", "1,3"), ("gru", "1,1")])
+def test_step_by_step_and_padding_equal_one_pass(cell, dilations):
+    s = stack(cell=cell, dilations=dilations)
+    x = torch.randn(7, 3, 5, dtype=torch.double)
+    full, final = s(x)
+    state, steps = None, []
+    for t in range(7):
+        y, state = s(x[t:t + 1], state=state)
+        steps.append(y)
+    torch.testing.assert_close(torch.cat(steps), full)
+    for a, b in zip(state, final):
+        for u, v in zip(a, b):
+            torch.testing.assert_close(u, v)
+    padded = torch.cat([x, torch.randn(4, 3, 5, dtype=torch.double) * 100])
+    y, _ = s(padded, torch.tensor([7, 7, 7]))
+    torch.testing.assert_close(y[:7], full)
+
+
+def test_bidirectional_width_and_statistics():
+    s = stack(bidirectional=True)
+    y, _ = s(torch.randn(4, 2, 5, dtype=torch.double))
+    assert y.shape[-1] == s.output_size == 2 * (5 + 2 * 6)
+    assert list(s.layer_cells()) == ["l0", "l1", "l0b", "l1b"]
+
+
+def test_dense_refuses_no_residual():
+    with pytest.raises(InvalidOptionError, match=r"invalid --no-residual=True: must be off with --block dense"):
+        stack(no_residual=True)
+
+
+def test_fairseq_lm_with_dense_layers(tmp_path):
+    from fairseq_runs import TINY_MODEL, eval_lm_on, generate_from, preprocess_lm, train_lm
+    data = preprocess_lm(tmp_path)
+    train_lm(data, tmp_path / "ckpt", "durnn_lm", TINY_MODEL + ["--block", "dense"], updates=4)
+    ckpt = tmp_path / "ckpt" / "checkpoint_last.pt"
+    result = eval_lm_on(data, ckpt)
+    assert 1.0 < result["perplexity"] < 40
+    assert "H-" in generate_from(data, ckpt, tmp_path / "gen")
