@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from durnn_plugin.modules import InvalidOptionError, RecurrentStack, StackOptions
+from stack_checks import (assert_fairseq_lm_trains_evaluates_generates,
+                          assert_steps_and_padding_equal_one_pass)
 
 
 def stack(cell="indrnn", layers=2, bidirectional=False, **kw):
@@ -27,20 +29,7 @@ def test_each_layer_reads_the_input_and_all_earlier_outputs():
 
 @pytest.mark.parametrize("cell,dilations", [("indrnn", "1,2"), ("durnn", "1,3"), ("gru", "1,1")])
 def test_step_by_step_and_padding_equal_one_pass(cell, dilations):
-    s = stack(cell=cell, dilations=dilations)
-    x = torch.randn(7, 3, 5, dtype=torch.double)
-    full, final = s(x)
-    state, steps = None, []
-    for t in range(7):
-        y, state = s(x[t:t + 1], state=state)
-        steps.append(y)
-    torch.testing.assert_close(torch.cat(steps), full)
-    for a, b in zip(state, final):
-        for u, v in zip(a, b):
-            torch.testing.assert_close(u, v)
-    padded = torch.cat([x, torch.randn(4, 3, 5, dtype=torch.double) * 100])
-    y, _ = s(padded, torch.tensor([7, 7, 7]))
-    torch.testing.assert_close(y[:7], full)
+    assert_steps_and_padding_equal_one_pass(stack(cell=cell, dilations=dilations))
 
 
 def test_bidirectional_width_and_statistics():
@@ -56,10 +45,4 @@ def test_dense_refuses_no_residual():
 
 
 def test_fairseq_lm_with_dense_layers(tmp_path):
-    from fairseq_runs import TINY_MODEL, eval_lm_on, generate_from, preprocess_lm, train_lm
-    data = preprocess_lm(tmp_path)
-    train_lm(data, tmp_path / "ckpt", "durnn_lm", TINY_MODEL + ["--block", "dense"], updates=4)
-    ckpt = tmp_path / "ckpt" / "checkpoint_last.pt"
-    result = eval_lm_on(data, ckpt)
-    assert 1.0 < result["perplexity"] < 40
-    assert "H-" in generate_from(data, ckpt, tmp_path / "gen")
+    assert_fairseq_lm_trains_evaluates_generates(tmp_path, "durnn_lm", ["--block", "dense"])

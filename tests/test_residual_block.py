@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from durnn_plugin.modules import InvalidOptionError, RecurrentStack, StackOptions
+from stack_checks import (assert_fairseq_lm_trains_evaluates_generates,
+                          assert_steps_and_padding_equal_one_pass)
 
 
 def stack(cell="indrnn", norm="layer", layers=2, **kw):
@@ -25,20 +27,7 @@ def test_block_computes_skip_plus_two_preactivated_cells():
 
 @pytest.mark.parametrize("cell,dilations", [("indrnn", "1,2"), ("durnn", "1,3"), ("lstm", "1,1")])
 def test_step_by_step_and_padding_equal_one_pass(cell, dilations):
-    s = stack(cell=cell, dilations=dilations)
-    x = torch.randn(7, 3, 5, dtype=torch.double)
-    full, final = s(x)
-    state, steps = None, []
-    for t in range(7):
-        y, state = s(x[t:t + 1], state=state)
-        steps.append(y)
-    torch.testing.assert_close(torch.cat(steps), full)
-    for a, b in zip(state, final):
-        for u, v in zip(a, b):
-            torch.testing.assert_close(u, v)
-    padded = torch.cat([x, torch.randn(4, 3, 5, dtype=torch.double) * 100])
-    y, padded_final = s(padded, torch.tensor([7, 7, 7]))
-    torch.testing.assert_close(y[:7], full)
+    assert_steps_and_padding_equal_one_pass(stack(cell=cell, dilations=dilations))
 
 
 def test_identity_skip_after_the_first_block_and_final_norm_on_the_last():
@@ -59,10 +48,4 @@ def test_residual_block_refuses_no_residual():
 
 
 def test_fairseq_lm_with_residual_blocks(tmp_path):
-    from fairseq_runs import TINY_MODEL, eval_lm_on, generate_from, preprocess_lm, train_lm
-    data = preprocess_lm(tmp_path)
-    train_lm(data, tmp_path / "ckpt", "indrnn_lm", TINY_MODEL + ["--block", "residual"], updates=4)
-    ckpt = tmp_path / "ckpt" / "checkpoint_last.pt"
-    result = eval_lm_on(data, ckpt)
-    assert 1.0 < result["perplexity"] < 40
-    assert "H-" in generate_from(data, ckpt, tmp_path / "gen")
+    assert_fairseq_lm_trains_evaluates_generates(tmp_path, "indrnn_lm", ["--block", "residual"])
