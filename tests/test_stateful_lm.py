@@ -12,7 +12,7 @@ from fairseq_cli import eval_lm, train
 
 from durnn_plugin.modules import InvalidOptionError
 from durnn_plugin.tasks.state_carrier import StateBox, StateCarrier
-from durnn_plugin.tasks.streams import split_streams
+from durnn_plugin.tasks.streams import shuffled_streams, split_streams
 from fairseq_runs import PLUGIN, TINY_MODEL, preprocess_lm
 
 TASK = ["--user-dir", PLUGIN, "--task", "durnn_language_modeling", "--cpu"]
@@ -83,6 +83,37 @@ def test_stream_groups_take_turns_on_the_training_split_only(data):
         assert torch.equal(b["target"], piece[:, 1:])
     valid = batches(task, task.dataset("valid"), 3)
     assert {b["group"] for b in valid} == {0} and valid[0]["id"].tolist() == [0, 1, 2]
+
+
+def test_shuffled_streams_are_whole_pieces_of_one_rotation_in_a_seeded_order():
+    tokens = torch.arange(23)
+    rows = shuffled_streams(tokens, 4, seed=5)  # 4 streams of 5 tokens, 3 dropped
+    assert ((rows[:, 1:] - rows[:, :-1]) % 23 == 1).all()  # each row: consecutive tokens
+    starts = sorted(rows[:, 0].tolist(), key=lambda v: (v - rows[:, 0].min()) % 23)
+    assert all((b - a) % 23 == 5 for a, b in zip(starts, starts[1:]))  # one rotation, cut evenly
+    assert torch.equal(shuffled_streams(tokens, 4, seed=5), rows)
+    others = [shuffled_streams(tokens, 4, seed=k) for k in range(6, 10)]
+    assert not all(torch.equal(rows, o) for o in others)
+
+
+def test_shuffle_streams_deals_training_streams_anew_each_epoch(data):
+    task, _, _ = setup(data, tokens_per_sample=4, groups=2)
+    task.cfg.shuffle_streams = True
+    for split in ("train", "valid"):
+        task.load_dataset(split)
+    train = task.dataset("train")
+
+    def first_sources(epoch, shard=0):
+        itr = task.get_batch_iterator(train, max_sentences=3, num_shards=2, shard_id=shard,
+                                      epoch=epoch)
+        return [b["net_input"]["src_tokens"] for b in itr.next_epoch_itr(shuffle=False)][:2]
+
+    rows = shuffled_streams(train, 12, seed=task.cfg.seed * 100_003 + 1)[6:]  # worker 1 of 2
+    got = first_sources(1, shard=1)
+    assert torch.equal(got[0], rows[0::2, :4]) and torch.equal(got[1], rows[1::2, :4])
+    assert not torch.equal(first_sources(2, shard=1)[0], got[0])  # another deal next epoch
+    valid = batches(task, task.dataset("valid"), 3)[0]["net_input"]["src_tokens"]
+    assert torch.equal(valid, split_streams(task.dataset("valid"), 3)[:, :4])  # as it is
 
 
 @torch.no_grad()

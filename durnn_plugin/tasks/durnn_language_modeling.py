@@ -7,7 +7,9 @@ for validation; without them ``max_tokens // tokens_per_sample``) streams per da
 worker, batch ``k`` = segment ``k`` of every stream, ``(B, T)`` source and target tokens. With
 ``--stream-groups M`` the training split has ``M`` groups of ``B`` streams per worker, taken in
 turn (batch ``j`` = segment ``j // M`` of group ``j mod M``), so that consecutive updates do not
-see the continuation of the same documents; validation and eval-lm always use one group.
+see the continuation of the same documents; with ``--shuffle-streams`` each training epoch
+rotates the split by a random offset and deals the streams out in a random order. Validation and
+eval-lm always read the split as it is, in one group.
 
 Every layer's state is carried from segment ``k`` to ``k + 1``, detached (:mod:`.state_carrier`):
 ``train_step``, ``valid_step`` and the eval-lm iterator put a box into
@@ -54,6 +56,9 @@ class DuRNNLanguageModelingConfig(FairseqDataclass):
     stream_groups: int = field(default=1, metadata={
         "help": "training only: M groups of --batch-size streams per worker, one group per "
                 "batch in turn, each stream still read in order with its state carried"})
+    shuffle_streams: bool = field(default=False, metadata={
+        "help": "training only: each epoch, rotate the split by a random offset and deal the "
+                "streams to rows and groups in a random order (seeded by --seed and the epoch)"})
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
 
@@ -105,13 +110,16 @@ class DuRNNLanguageModelingTask(FairseqTask):
                            shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, **unused):
         """Segment batches of this worker's streams, in order: ``max_sentences`` (fairseq's
         batch size) streams per worker, else ``max_tokens // tokens_per_sample``; for the
-        training split in ``--stream-groups`` groups taken in turn."""
+        training split in ``--stream-groups`` groups taken in turn, and with
+        ``--shuffle-streams`` rotated and dealt out anew for each ``epoch``."""
         T = self.cfg.tokens_per_sample
         self.shard = (num_shards, shard_id)
         B = max_sentences or max(1, (max_tokens or T) // T)
         train = dataset is self.datasets.get(self.cfg.train_subset)
+        shuffle_seed = (self.cfg.seed * 100_003 + epoch
+                        if train and self.cfg.shuffle_streams else None)
         segments = worker_segments(dataset, B, T, num_shards, shard_id,
-                                   self.cfg.stream_groups if train else 1)
+                                   self.cfg.stream_groups if train else 1, shuffle_seed)
         return iterators.EpochBatchIterator(
             dataset=segments, collate_fn=collate_segment,
             batch_sampler=[[k] for k in range(len(segments))], num_workers=num_workers,

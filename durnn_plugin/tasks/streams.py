@@ -7,7 +7,7 @@ to ``(S, L)``, ``L = N // S`` (the last ``N mod S`` tokens are dropped); stream 
 ``[r B, (r + 1) B)`` with ``B = S / R``. Its batch ``k`` holds, for every owned stream, the
 source tokens ``[k T, k T + T_k)`` and the target tokens one position later, where
 ``T_k = min(T, L - 1 - k T)``: the last segment is kept even when it is shorter than ``T``.
-Row ``i`` of every batch is the same stream; nothing is shuffled or padded.
+Row ``i`` of every batch is the same stream; nothing is padded, nor shuffled unless asked (below).
 
 Interleaved groups (training only, ``--stream-groups M``): the worker owns ``M`` groups of ``B``
 streams (``S = B M R``, worker ``r`` the streams ``[r B M, (r + 1) B M)``, group ``g`` every
@@ -16,8 +16,14 @@ split) and batch ``j`` is segment ``k = j // M`` of group ``g = j mod M``.
 Each stream is still read in order with its state carried (segment ``k`` of a group comes ``M``
 batches after its segment ``k - 1``), but consecutive updates see ``M`` different sets of
 documents in turn instead of the continuation of the same ones.
+
+Shuffled streams (training only, ``--shuffle-streams``): each epoch the split is rotated by a
+random offset before it is cut into streams, and the streams are dealt to workers, groups and
+rows in a random order (both drawn from ``--seed`` and the epoch), so segment boundaries and the
+company a stream keeps in a batch change from epoch to epoch, as block shuffling does for the
+stateless task; within an epoch every stream is still read in order with its state carried.
 """
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -67,12 +73,25 @@ class StreamSegments(torch.utils.data.Dataset):
         return k, g, piece[:, :-1], piece[:, 1:], self.ids[rows]
 
 
+def shuffled_streams(tokens: Tensor, num_streams: int, seed: int) -> Tensor:
+    """``(S, L)`` streams of ``tokens`` rotated by a random offset (the split's end joins its
+    start), in a random row order; the same ``seed`` gives the same streams on every worker."""
+    generator = torch.Generator().manual_seed(seed)
+    offset = int(torch.randint(tokens.numel(), (1,), generator=generator))
+    rows = split_streams(tokens.roll(-offset), num_streams)
+    return rows[torch.randperm(num_streams, generator=generator)]
+
+
 def worker_segments(tokens: Tensor, streams_per_worker: int, tokens_per_sample: int,
-                    num_shards: int = 1, shard_id: int = 0, groups: int = 1) -> StreamSegments:
+                    num_shards: int = 1, shard_id: int = 0, groups: int = 1,
+                    shuffle_seed: Optional[int] = None) -> StreamSegments:
     """The segments of worker ``shard_id``: its ``groups`` groups of ``B`` whole streams out of
-    ``B * groups * num_shards``."""
+    ``B * groups * num_shards``; with ``shuffle_seed``, of :func:`shuffled_streams`."""
     owned = streams_per_worker * groups
-    rows = split_streams(tokens, owned * num_shards)
+    if shuffle_seed is None:
+        rows = split_streams(tokens, owned * num_shards)
+    else:
+        rows = shuffled_streams(tokens, owned * num_shards, shuffle_seed)
     first = shard_id * owned
     return StreamSegments(rows[first:first + owned], tokens_per_sample, first, groups)
 
