@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from durnn_plugin.modules import DuRNNCell, IndRNNCell
-from durnn_plugin.modules.constraints import spectral_norm, spectral_scale
+from durnn_plugin.modules.constraints import spectral_norm, spectral_project, spectral_scale
 
 
 def by_hand(cell: DuRNNCell, x, s0, h0):
@@ -101,6 +101,16 @@ def test_projection_is_identity_inside_the_bound():
     cell.project_constraints_()
     torch.testing.assert_close(cell.U_s.detach(), U)
     torch.testing.assert_close(cell.u.detach(), u)
+
+
+@pytest.mark.parametrize("size", [4, 16, 64])
+def test_spectral_projection_is_idempotent(size):
+    """A projected matrix projects to itself bit for bit (so checkpoints, projected when saved,
+    equal the weights in memory and a resumed run is exact)."""
+    torch.manual_seed(size)
+    once = spectral_project(torch.randn(size, size), 0.9)
+    assert spectral_norm(once) <= 0.9 * (1 + 1e-5)
+    assert torch.equal(spectral_project(once, 0.9), once)
 
 
 def test_indrnn_cell_init_and_bound():
