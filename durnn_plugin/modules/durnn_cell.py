@@ -7,13 +7,12 @@
 
 State ``(s, h)`` with s ``(1, B, N_s)`` and h ``(1, B, N_l)``.
 
-Computation: the short-term part runs through ``torch.rnn_relu`` / ``torch.rnn_tanh`` (cuDNN on
-GPU) with the constrained ``U_s``; the gate and the long-term input are GEMMs over all ``T·B``
-positions; the long-term recurrence is the elementwise IndRNN op. Only the short-term step
-needs a GEMM inside the time loop. On the CPU the short-term call is made per piece of
-``SHORT_TERM_CHUNK`` steps, the state handed from piece to piece (the same steps, the same
-values): torch's CPU backward of one ``rnn_relu`` call costs O(T) per step, O(T²) in all
-(measured: 1.4 s at T = 10,000, 24.6 s at T = 40,000 for the backward alone).
+Computation: the short-term part runs with the constrained ``U_s`` through ``torch.rnn_relu`` /
+``torch.rnn_tanh`` on CUDA (cuDNN) and through :func:`..ops.short_rnn_cpu.short_rnn_loop` elsewhere
+(one autograd node for the whole sequence: torch's CPU ``rnn_relu`` records one node per step
+and its backward costs O(T) per step, O(T²) in all); the gate and the long-term input are GEMMs
+over all ``T·B`` positions; the long-term recurrence is the elementwise IndRNN op. Only the
+short-term step needs a GEMM inside the time loop.
 
 Constraints, in every forward: ``U_s <- U_s · min(1, ρ_s / σ_max(U_s))`` and
 ``u <- clamp(u, ±u_bound)``; after updates and in state dicts the parameters themselves are
@@ -33,7 +32,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..ops import indrnn_recurrence, last_states
+from ..ops import indrnn_recurrence, last_states, short_rnn_loop
 from .cell_base import RecurrentCell, State
 from .constraints import clamp_abs, spectral_norm, spectral_project, spectral_scale
 from .indrnn_cell import recurrent_weight_statistics, uniform_weight
@@ -41,7 +40,6 @@ from .indrnn_cell import recurrent_weight_statistics, uniform_weight
 SELECTIONS = ("input+short", "short", "input", "none")
 LONG_INPUTS = ("selected", "selected+input")
 MODULE_OUTPUTS = ("concat", "long")
-SHORT_TERM_CHUNK = 1024  # CPU steps per torch.rnn_relu / rnn_tanh call (see the module docstring)
 SHORT_ACTIVATIONS = ("relu", "tanh")
 
 
@@ -74,16 +72,13 @@ class DuRNNCell(RecurrentCell):
 
     def short_term(self, x: Tensor, s0: Tensor) -> Tensor:
         """s: ``(T, B, N_s)`` from x ``(T, B, D)`` and s0 ``(1, B, N_s)``."""
-        rnn = torch.rnn_relu if self.short_activation == "relu" else torch.rnn_tanh
         U = spectral_scale(self.U_s, self.short_rho)
+        if not x.is_cuda:
+            p = nn.functional.linear(x, self.W_s, self.b_s)
+            return short_rnn_loop(p, U, s0[0], self.short_activation)
+        rnn = torch.rnn_relu if self.short_activation == "relu" else torch.rnn_tanh
         params = [self.W_s, U, self.b_s, torch.zeros_like(self.b_s)]
-        if x.is_cuda or x.shape[0] <= SHORT_TERM_CHUNK:
-            return rnn(x, s0.contiguous(), params, True, 1, 0.0, self.training, False, False)[0]
-        pieces, s_last = [], s0.contiguous()
-        for piece in x.split(SHORT_TERM_CHUNK):
-            s, s_last = rnn(piece, s_last, params, True, 1, 0.0, self.training, False, False)
-            pieces.append(s)
-        return torch.cat(pieces)
+        return rnn(x, s0.contiguous(), params, True, 1, 0.0, self.training, False, False)[0]
 
     def selection_gate(self, s: Tensor, x_gate: Optional[Tensor]) -> Optional[Tensor]:
         """``g = σ(x_gate + V_g s + b_g)`` over all positions ``(T, B, N_s)``; ``None`` when

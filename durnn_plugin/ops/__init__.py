@@ -5,6 +5,7 @@ from .indrnn_reference import indrnn_reference
 from .indrnn_scan import indrnn_scan
 from .indrnn_triton import indrnn_triton
 from .indrnn_triton_scan import indrnn_triton_scan
+from .short_rnn_cpu import short_rnn_loop
 from .time_dilation import columns_to_state, column_lengths, dilate, last_states, undilate
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "indrnn_scan",
     "indrnn_triton",
     "indrnn_triton_scan",
+    "short_rnn_loop",
     "columns_to_state",
     "column_lengths",
     "dilate",
