@@ -134,12 +134,16 @@ def test_longer_sequence_default_chunks_match_the_loop(device):
 
 
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
-@pytest.mark.parametrize("d", [1, 2])
-def test_state_in_out_splits_a_sequence(device, d):
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("recurrence", ["indrnn_triton", "indrnn_triton_scan"])
+def test_state_in_out_splits_a_sequence(device, d, recurrence):
+    """The sequential kernel and the scan (K = 3) both continue a sequence from a final state."""
+    run = {"indrnn_triton": lambda *x: indrnn_triton(*x, block=8),
+           "indrnn_triton_scan": lambda *x: indrnn_triton_scan(*x, chunk=3)}[recurrence]
     a, u, h0 = make_inputs(17, d, torch.float64, device)
-    full = indrnn_triton_scan(a, u, h0, d, chunk=3)
-    first = indrnn_triton_scan(a[:7], u, h0, d, chunk=3)
-    second = indrnn_triton_scan(a[7:], u, last_states(h0, first, None), d, chunk=3)
+    full = run(a, u, h0, d)
+    first = run(a[:7], u, h0, d)
+    second = run(a[7:], u, last_states(h0, first, None), d)
     torch.testing.assert_close(torch.cat([first, second]), full, atol=1e-12, rtol=1e-12)
     ref = indrnn_reference(a.detach(), u.detach(), h0.detach(), d)
     assert_near(last_states(h0, full, None), ref[-d:], 1e-12, "final state")

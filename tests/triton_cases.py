@@ -6,7 +6,7 @@ import importlib
 import pytest
 import torch
 
-kernel_module = importlib.import_module("durnn_plugin.ops.indrnn_triton")
+support_module = importlib.import_module("durnn_plugin.ops.triton_support")
 
 DEVICES = ["interpreter", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device"))]
@@ -16,7 +16,7 @@ TOLS = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 4e-3, torch.bf
 
 @pytest.fixture
 def device(request, monkeypatch):
-    monkeypatch.setattr(kernel_module, "DEBUG_FILL", float("nan"))  # unwritten elements -> NaN
+    monkeypatch.setattr(support_module, "DEBUG_FILL", float("nan"))  # unwritten elements -> NaN
     if request.param == "interpreter":
         monkeypatch.setenv("TRITON_INTERPRET", "1")
         return "cpu"

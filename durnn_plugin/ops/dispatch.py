@@ -38,8 +38,9 @@ from torch import Tensor
 from .indrnn_cpu import indrnn_loop
 from .indrnn_reference import indrnn_reference
 from .indrnn_scan import indrnn_scan
-from .indrnn_triton import cannot_run_reason, indrnn_triton
+from .indrnn_triton import indrnn_triton
 from .indrnn_triton_scan import indrnn_triton_scan
+from .triton_support import cannot_run_reason
 
 BACKENDS = {
     "reference": indrnn_reference,

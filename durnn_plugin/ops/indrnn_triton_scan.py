@@ -3,11 +3,11 @@ of :mod:`.indrnn_scan` for few columns and long sequences.
 
     h_t = relu(a_t + u ⊙ h_{t-d})
 
-Layout as in :mod:`.indrnn_triton`: dilation uses the view of :mod:`.time_dilation`, so the
-kernels recur over ``t - 1`` on a contiguous ``(T', C)`` array, ``C = d·B·N``. Time is cut into
-``n = ceil(T/K)`` chunks of ``K`` steps (the last one may be shorter); columns into blocks of
-``BLOCK``. Each step is the map ``x ↦ clip(α x + β, lo, hi)`` (``α = u``, ``β = a_t``, ``lo = 0``,
-``hi = ∞``); the composition rule is in :mod:`.indrnn_scan`.
+Layout: dilation uses the view of :mod:`.time_dilation`, so the kernels recur over ``t - 1`` on a
+contiguous ``(T', C)`` array, ``C = d·B·N``. Time is cut into ``n = ceil(T/K)`` chunks of ``K``
+steps (the last one may be shorter); columns into blocks of ``BLOCK``. Each step is the map
+``x ↦ clip(α x + β, lo, hi)`` (``α = u``, ``β = a_t``, ``lo = 0``, ``hi = ∞``); the composition
+rule is in :mod:`.indrnn_scan`.
 
 Forward, three kernels:
 
@@ -37,11 +37,19 @@ are runtime arguments marked ``do_not_specialize``, so any length and chunk shar
 kernel per (dtype, BLOCK). The default ``K`` and the auto rule that would pick this backend on
 CUDA are unmeasured (no GPU was available): see :mod:`.dispatch`.
 
-Dtypes, lazy import, per-mode kernels, ``DEBUG_FILL`` and the launch block are those of
-:mod:`.indrnn_triton` (state, summaries and ∂u in fp32, fp64 for fp64 inputs; inputs and outputs
-fp32, bf16, fp16 or fp64). The chunk summaries are stored in the accumulation dtype; ``hi = ∞`` is
-stored as the dtype's largest finite number (``BIG``), so ``u = 0`` never forms ``0·∞``; with
-``|u| > 1`` ``u·BIG`` overflows to ``∞``, which is harmless (``lo`` stays finite and ``u ≠ 0``).
+With one chunk (``K = T``, :data:`ONE_CHUNK`) the summaries vanish and what runs is the plain
+sequential recurrence: that is :func:`.indrnn_triton.indrnn_triton`.
+
+Kernels: the state, summaries and ∂u are held in fp32 (fp64 for fp64 inputs); inputs and outputs
+are fp32, bf16, fp16 or fp64 and outputs have the input's dtype. Each loop prefetches the next
+step's inputs so that the global-load latency overlaps the dependent arithmetic. They call only
+core builtins of ``triton.language`` (no ``@triton.jit`` helpers such as ``tl.zeros``): those
+helpers are decorated when ``triton.language`` is first imported, so with the interpreter switched
+on later they would refuse to run. Lazy import, per-mode kernels, ``DEBUG_FILL`` and the launch
+block are in :mod:`.triton_support`. The chunk summaries are stored in the accumulation dtype;
+``hi = ∞`` is stored as the dtype's largest finite number (``BIG``), so ``u = 0`` never forms
+``0·∞``; with ``|u| > 1`` ``u·BIG`` overflows to ``∞``, which is harmless (``lo`` stays finite
+and ``u ≠ 0``).
 """
 import math
 from typing import Dict, Optional, Tuple
@@ -49,13 +57,14 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .indrnn_triton import (
-    _acc_type, _empty, cannot_run_reason, interpreter_enabled, launch_config, triton_cdiv,
-)
 from .indrnn_scan import chunk_length as capped_chunk_length
 from .time_dilation import on_dilated_view
+from .triton_support import (
+    acc_dtype, acc_type, cannot_run_reason, cdiv, empty_buffer, kernels_for_mode, launch_config,
+)
 
 _KERNELS: Dict[bool, Tuple[object, ...]] = {}
+ONE_CHUNK = "one chunk"  #: the ``chunk`` of :class:`IndRNNTritonChunks` that makes it sequential
 
 
 def chunk_length(T: int, u: Tensor, dtype: torch.dtype, chunk: Optional[int] = None) -> int:
@@ -251,38 +260,30 @@ def _build_kernels():
             scan_bwd_maps_kernel, scan_bwd_incoming_kernel, scan_bwd_chunks_kernel)
 
 
-def _kernels():
-    mode = interpreter_enabled()  # triton decides interpret-or-compile when decorating
-    if mode not in _KERNELS:
-        _KERNELS[mode] = _build_kernels()
-    return _KERNELS[mode]
+class IndRNNTritonChunks(torch.autograd.Function):
+    """``apply(a, u, h0, chunk, block)`` on the dilated view ``(T', R, N)``: ``chunk`` is K, or
+    ``None`` for :func:`chunk_length`'s default, or :data:`ONE_CHUNK` for ``K = T'`` (no
+    summaries: the plain sequential recurrence, uncapped for ``|u| > 1``)."""
 
-
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-class _IndRNNTritonScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a: Tensor, u: Tensor, h0: Tensor, chunk: Optional[int],
-                block: Optional[int]) -> Tensor:
+    def forward(ctx, a: Tensor, u: Tensor, h0: Tensor, chunk, block: Optional[int]) -> Tensor:
         a = a.contiguous()
         u = u.contiguous()
         h0 = h0.contiguous()
         T, R, N = a.shape
         C = R * N
-        acc = _acc_dtype(a.dtype)
-        K = chunk_length(T, u, acc, chunk)
-        h = _empty(a.shape, a.dtype, a.device)
+        acc = acc_dtype(a.dtype)
+        K = max(T, 1) if chunk is ONE_CHUNK else chunk_length(T, u, acc, chunk)
+        h = empty_buffer(a.shape, a.dtype, a.device)
         uk = u.to(acc).pow(K)  # α of a full chunk
         if T > 0 and C > 0:
-            maps, starts, chunks = _kernels()[:3]
+            maps, starts, chunks = kernels_for_mode(_KERNELS, _build_kernels)[:3]
             n = -(-T // K)
             BLOCK, warps = launch_config(C, block)
-            cb = triton_cdiv(C, BLOCK)
-            ACC = _acc_type(a.dtype)
-            beta, lo, hi = (_empty((max(n - 1, 1), C), acc, a.device) for _ in range(3))
-            start = _empty((n, C), acc, a.device)
+            cb = cdiv(C, BLOCK)
+            ACC = acc_type(a.dtype)
+            beta, lo, hi = (empty_buffer((max(n - 1, 1), C), acc, a.device) for _ in range(3))
+            start = empty_buffer((n, C), acc, a.device)
             if n > 1:
                 maps[(n - 1, cb)](a, u, beta, lo, hi, K, C, N, BLOCK=BLOCK, ACC=ACC,
                                   BIG=torch.finfo(acc).max, num_warps=warps)
@@ -300,19 +301,19 @@ class _IndRNNTritonScan(torch.autograd.Function):
         C = R * N
         K = ctx.K
         grad_h = grad_h.to(h.dtype).contiguous()
-        grad_a = _empty(h.shape, h.dtype, h.device)
-        grad_h0 = _empty(h0.shape, h0.dtype, h0.device)
+        grad_a = empty_buffer(h.shape, h.dtype, h.device)
+        grad_h0 = empty_buffer(h0.shape, h0.dtype, h0.device)
         if T == 0 or C == 0:
             return grad_a, torch.zeros_like(u), torch.zeros_like(h0), None, None
-        maps, incoming, chunks = _kernels()[3:]
-        acc = _acc_dtype(h.dtype)
+        maps, incoming, chunks = kernels_for_mode(_KERNELS, _build_kernels)[3:]
+        acc = acc_dtype(h.dtype)
         n = -(-T // K)
         BLOCK, warps = launch_config(C, ctx.block)
-        cb = triton_cdiv(C, BLOCK)
-        ACC = _acc_type(h.dtype)
-        val, prod = (_empty((max(n - 1, 1), C), acc, h.device) for _ in range(2))
-        inc = _empty((n, C), acc, h.device)
-        du_part = _empty((n, C), acc, h.device)
+        cb = cdiv(C, BLOCK)
+        ACC = acc_type(h.dtype)
+        val, prod = (empty_buffer((max(n - 1, 1), C), acc, h.device) for _ in range(2))
+        inc = empty_buffer((n, C), acc, h.device)
+        du_part = empty_buffer((n, C), acc, h.device)
         if n > 1:
             maps[(n - 1, cb)](grad_h, h, u, uk, val, prod, T, K, C, N, BLOCK=BLOCK, ACC=ACC,
                               num_warps=warps)
@@ -333,4 +334,4 @@ def indrnn_triton_scan(a: Tensor, u: Tensor, h0: Optional[Tensor] = None, dilati
     reason = cannot_run_reason(a)
     if reason is not None:
         raise RuntimeError(f"indrnn_triton_scan cannot run here: {reason}")
-    return on_dilated_view(_IndRNNTritonScan.apply, a, u, h0, dilation, chunk, block)
+    return on_dilated_view(IndRNNTritonChunks.apply, a, u, h0, dilation, chunk, block)

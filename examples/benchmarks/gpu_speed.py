@@ -27,7 +27,7 @@ from durnn_plugin.modules import DuRNNCell, IndRNNCell
 from durnn_plugin.ops import (
     indrnn_loop, indrnn_recurrence, indrnn_scan, indrnn_triton, indrnn_triton_scan,
 )
-from durnn_plugin.ops.indrnn_triton import cannot_run_reason
+from durnn_plugin.ops.triton_support import cannot_run_reason
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -38,8 +38,8 @@ def main():
     seconds = {name: median_seconds(fwd_bwd(lambda m=layer: m(x)[0], x, *layer.parameters()),
                                     a.repeat) for name, layer in layers.items()}
     lstm = seconds["nn.LSTM"]
-    print(f"| layer | fwd+bwd (s) | speed-up vs nn.LSTM |")
-    print(f"|---|---|---|")
+    print("| layer | fwd+bwd (s) | speed-up vs nn.LSTM |")
+    print("|---|---|---|")
     for name, s in seconds.items():
         print(f"| {name} | {s:.3f} | {lstm / s:.1f}x |")
 
