@@ -82,38 +82,42 @@ def plot_u(model, path):
         ax.set_xlabel("u")
     axes[0][0].set_ylabel("neurons")
     axes[0][0].legend(fontsize=7)
+    save(fig, path)
+
+
+def per_layer_rows(traced, key, row_height):
+    """A figure with one row per layer whose trace has ``key``: ``(fig, [(ax, name, trace)])``."""
+    layers = {n: t for n, t in traced.items() if key in t}
+    fig, axes = plt.subplots(len(layers), 1, figsize=(9, row_height * len(layers)), squeeze=False)
+    axes[-1, 0].set_xlabel("time step")
+    return fig, [(ax, name, t) for ax, (name, t) in zip(axes[:, 0], layers.items())]
+
+
+def save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def plot_gates(traced, path):
-    layers = {n: t for n, t in traced.items() if "gate" in t}
-    fig, axes = plt.subplots(len(layers), 1, figsize=(9, 2.4 * len(layers)), squeeze=False)
-    for ax, (name, t) in zip(axes[:, 0], layers.items()):
+    fig, rows = per_layer_rows(traced, "gate", 2.4)
+    for ax, name, t in rows:
         image = ax.imshow(t["gate"].T.cpu().numpy(), aspect="auto", vmin=0, vmax=1,
                           cmap="viridis", interpolation="nearest")
         ax.set_title(f"{name}: selection gate g_t")
         ax.set_ylabel("short-term neuron")
         fig.colorbar(image, ax=ax)
-    axes[-1, 0].set_xlabel("time step")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_contribution(traced, path):
-    layers = {n: t for n, t in traced.items() if "short" in t}
-    fig, axes = plt.subplots(len(layers), 1, figsize=(9, 2.2 * len(layers)), squeeze=False)
-    for ax, (name, t) in zip(axes[:, 0], layers.items()):
+    fig, rows = per_layer_rows(traced, "short", 2.2)
+    for ax, name, t in rows:
         ax.plot(t["short"].norm(dim=-1).cpu().numpy(), label="‖s_t‖ short-term")
         ax.plot(t["long"].norm(dim=-1).cpu().numpy(), label="‖h_t‖ long-term")
         ax.set_title(name)
         ax.legend(fontsize=7)
-    axes[-1, 0].set_xlabel("time step")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def main(argv=None):

@@ -9,10 +9,9 @@ Named architectures: ``durnn`` (the defaults: encoder 4 x 320 per direction, dec
 from dataclasses import dataclass
 
 from fairseq.models import register_model, register_model_architecture
-from fairseq.utils import safe_getattr
 
 from .durnn_encoder import TokenFrontEnd
-from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel
+from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel, small_architecture
 
 
 @dataclass
@@ -31,10 +30,4 @@ class DuRNNTranslationModel(DuRNNSeq2SeqModel):
 
 @register_model_architecture("durnn", "durnn_s")
 def durnn_s(cfg):
-    cfg.encoder_embed_dim = safe_getattr(cfg, "encoder_embed_dim", 128)
-    cfg.encoder_num_layers = safe_getattr(cfg, "encoder_num_layers", 2)
-    cfg.encoder_hidden_size = safe_getattr(cfg, "encoder_hidden_size", 256)
-    cfg.decoder_embed_dim = safe_getattr(cfg, "decoder_embed_dim", 128)
-    cfg.decoder_num_layers = safe_getattr(cfg, "decoder_num_layers", 1)
-    cfg.decoder_hidden_size = safe_getattr(cfg, "decoder_hidden_size", 256)
-    cfg.dropout = safe_getattr(cfg, "dropout", 0.1)
+    small_architecture(cfg, encoder_num_layers=2)

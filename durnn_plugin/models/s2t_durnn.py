@@ -18,7 +18,7 @@ from fairseq.utils import safe_getattr
 
 from ..modules.options import check, check_positive_int
 from .durnn_encoder import SpeechFrontEnd
-from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel
+from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel, small_architecture
 
 
 @dataclass
@@ -65,10 +65,4 @@ def s2t_durnn_m(cfg):
 @register_model_architecture("s2t_durnn", "s2t_durnn_s")
 def s2t_durnn_s(cfg):
     cfg.conv_channels = safe_getattr(cfg, "conv_channels", 256)
-    cfg.encoder_embed_dim = safe_getattr(cfg, "encoder_embed_dim", 128)
-    cfg.encoder_num_layers = safe_getattr(cfg, "encoder_num_layers", 3)
-    cfg.encoder_hidden_size = safe_getattr(cfg, "encoder_hidden_size", 256)
-    cfg.decoder_embed_dim = safe_getattr(cfg, "decoder_embed_dim", 128)
-    cfg.decoder_num_layers = safe_getattr(cfg, "decoder_num_layers", 1)
-    cfg.decoder_hidden_size = safe_getattr(cfg, "decoder_hidden_size", 256)
-    cfg.dropout = safe_getattr(cfg, "dropout", 0.1)
+    small_architecture(cfg, encoder_num_layers=3)

@@ -13,6 +13,7 @@ from torch import nn
 
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import FairseqEncoderDecoderModel
+from fairseq.utils import safe_getattr
 
 from ..modules import StackOptions
 from ..modules.options import InvalidOptionError, check_positive_int, check_range
@@ -23,6 +24,17 @@ from .stack_updates import RecurrentStackModel
 SIDES = ("encoder", "decoder")
 PER_SIDE_DEFAULTS = {"encoder": {"num_layers": 4, "hidden_size": 320},
                      "decoder": {"num_layers": 2, "hidden_size": 512}}
+
+
+def small_architecture(cfg, encoder_num_layers: int) -> None:
+    """Defaults of the small named architectures (``durnn_s``, ``s2t_durnn_s``), where the
+    command line leaves them unset: encoder ``encoder_num_layers`` x 256 per direction, decoder
+    1 x 256, 128-dim embeddings, dropout 0.1."""
+    small = {"encoder_embed_dim": 128, "encoder_num_layers": encoder_num_layers,
+             "encoder_hidden_size": 256, "decoder_embed_dim": 128, "decoder_num_layers": 1,
+             "decoder_hidden_size": 256, "dropout": 0.1}
+    for name, value in small.items():
+        setattr(cfg, name, safe_getattr(cfg, name, value))
 
 
 def side_stack_options(side: str) -> Type:
