@@ -81,7 +81,8 @@ def chunk_length(T: int, u: Tensor, dtype: torch.dtype, chunk: Optional[int] = N
     return min(K, max(T, 1))
 
 
-def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Accumulation dtype of the scans' summaries and ∂u: fp64 for fp64 inputs, else fp32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
@@ -180,7 +181,7 @@ class _IndRNNScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: Tensor, u: Tensor, h0: Tensor, chunk: Optional[int]) -> Tensor:
         T, R, N = a.shape
-        wd = _work_dtype(a.dtype)
+        wd = acc_dtype(a.dtype)
         uw = u.to(wd).expand(R, N).reshape(-1)
         K = chunk_length(T, u, wd, chunk, R * N)
         if T == 0:
@@ -198,7 +199,7 @@ class _IndRNNScan(torch.autograd.Function):
         T, R, N = h.shape
         if T == 0:
             return torch.zeros_like(h), torch.zeros_like(u), torch.zeros_like(h0), None
-        wd = _work_dtype(h.dtype)
+        wd = acc_dtype(h.dtype)
         uw = u.to(wd)
         ga, du = scan_backward(grad_h.reshape(T, R * N).to(wd), h.reshape(T, R * N).to(wd),
                                h0.reshape(-1).to(wd), uw.expand(R, N).reshape(-1), ctx.K)

@@ -57,10 +57,10 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .indrnn_scan import chunk_length as capped_chunk_length
+from .indrnn_scan import acc_dtype, chunk_length as capped_chunk_length
 from .time_dilation import on_dilated_view
 from .triton_support import (
-    acc_dtype, acc_type, cannot_run_reason, cdiv, empty_buffer, kernels_for_mode, launch_config,
+    acc_type, cannot_run_reason, cdiv, empty_buffer, kernels_for_mode, launch_config,
 )
 
 _KERNELS: Dict[bool, Tuple[object, ...]] = {}

@@ -59,13 +59,9 @@ def kernels_for_mode(cache: Dict[bool, Tuple[object, ...]],
     return cache[mode]
 
 
-def acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Accumulation dtype of the state, summaries and ∂u: fp64 for fp64 inputs, else fp32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def acc_type(dtype: torch.dtype):
-    """:func:`acc_dtype` as a ``triton.language`` dtype (the kernels' ``ACC`` constexpr)."""
+    """:func:`.indrnn_scan.acc_dtype` as a ``triton.language`` dtype (the kernels' ``ACC``
+    constexpr)."""
     import triton.language as tl
 
     return tl.float64 if dtype == torch.float64 else tl.float32
