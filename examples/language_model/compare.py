@@ -71,7 +71,8 @@ validation loss among all validations), valid and test:
 Perplexity is per token, ``</s>`` included, ``<unk>`` counted as a word (as in run_brown.sh).
 
 ``--tbptt-options "..."`` appends fairseq-train options to the ``durnn-tbptt`` run only (e.g.
-``--stream-groups 4 --shuffle-streams``; the README lists what was tried).
+``--stream-groups 64 --shuffle-streams``, which tied stateless training on Brown; the README
+lists what was tried).
 
 Outputs in ``examples/language_model/work/compare/`` (``--work``): ``<run>/train.log`` (the
 whole fairseq-train output), ``<run>/valid.tsv`` (seconds, updates, valid ppl),
