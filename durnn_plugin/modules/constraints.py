@@ -12,6 +12,14 @@ values has ``σ_max`` a few ulps above ρ, and projecting it again would change 
 made a checkpoint (projected when saved) differ from the weights in memory, so a resumed run
 drifted from an uninterrupted one. With the tolerance the projection is idempotent; the forward's
 ``spectral_scale`` still scales such a matrix to ``σ_max <= ρ``.
+
+Singular values come from the symmetric eigenproblem of the Gram matrix ``UᵀU = Q diag(σ²) Qᵀ``
+in float64, not from an SVD: LAPACK's SVD (``gesdd``) can stop with "failed to converge ... too
+many repeated singular values" on exactly the matrices the projection makes (several singular
+values equal to ρ); a training run died that way in the forward after 560 updates. The symmetric
+solver has no such failure mode here, and float64 keeps ``σ_max`` accurate to about 1e-16
+relative (squaring costs accuracy only for the small singular values, which the constraint never
+touches). The projection is then ``U Q diag(min(1, ρ/σ)) Qᵀ = P min(Σ, ρ) Qᵀ``.
 """
 import torch
 from torch import Tensor
@@ -23,21 +31,32 @@ def clamp_abs(u: Tensor, bound: float) -> Tensor:
     return u.clamp(-bound, bound)
 
 
+def gram_eigen(U: Tensor, vectors: bool = False):
+    """Ascending eigenvalues ``σ²`` of ``UᵀU`` (and with ``vectors`` its eigenvectors ``Q``, the
+    right singular vectors), in float64 (module docstring)."""
+    U64 = U.to(torch.float64)
+    gram = U64.mT @ U64
+    return torch.linalg.eigh(gram) if vectors else torch.linalg.eigvalsh(gram)
+
+
 def spectral_norm(U: Tensor) -> Tensor:
-    """Largest singular value, computed in fp32 or better."""
+    """Largest singular value, in U's dtype (float32 for half types)."""
     dtype = U.dtype if U.dtype in (torch.float32, torch.float64) else torch.float32
-    return torch.linalg.matrix_norm(U.to(dtype), ord=2)
+    return gram_eigen(U)[-1].clamp(min=0).sqrt().to(dtype)
 
 
 def spectral_scale(U: Tensor, rho: float) -> Tensor:
-    sigma = spectral_norm(U)
-    return U * (rho / sigma.clamp(min=rho)).to(U.dtype)
+    """``U · ρ / max(σ_max, ρ)``; clamping ``σ²`` before the square root keeps the gradient
+    finite (zero) when ``σ_max < ρ``."""
+    scale = rho / gram_eigen(U)[-1].clamp(min=rho ** 2).sqrt()
+    return U * scale.to(U.dtype)
 
 
 @torch.no_grad()
 def spectral_project(U: Tensor, rho: float) -> Tensor:
-    dtype = U.dtype if U.dtype in (torch.float32, torch.float64) else torch.float32
-    P, S, Qh = torch.linalg.svd(U.to(dtype), full_matrices=False)
-    if S.numel() == 0 or S.max() <= rho * (1 + PROJECT_RTOL):
+    squares, Q = gram_eigen(U, vectors=True)
+    sigma = squares.clamp(min=0).sqrt()
+    if sigma.numel() == 0 or sigma.max() <= rho * (1 + PROJECT_RTOL):
         return U.clone()
-    return ((P * S.clamp(max=rho)) @ Qh).to(U.dtype)
+    shrink = rho / sigma.clamp(min=rho)  # 1 for singular values already at or below ρ
+    return (((U.to(torch.float64) @ Q) * shrink) @ Q.mT).to(U.dtype)
