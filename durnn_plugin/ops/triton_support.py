@@ -12,6 +12,8 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .indrnn_scan import acc_dtype
+
 #: Tests set this to ``float('nan')`` so that any output or gradient element a kernel fails to
 #: write shows up; ``None`` (default) leaves the buffers uninitialised (``torch.empty``).
 DEBUG_FILL: Optional[float] = None
@@ -64,7 +66,7 @@ def acc_type(dtype: torch.dtype):
     constexpr)."""
     import triton.language as tl
 
-    return tl.float64 if dtype == torch.float64 else tl.float32
+    return {torch.float64: tl.float64, torch.float32: tl.float32}[acc_dtype(dtype)]
 
 
 def launch_config(columns: int, block: Optional[int] = None) -> Tuple[int, int]:
