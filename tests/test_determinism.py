@@ -1,6 +1,7 @@
 """Same seed, same CPU, same result: two fairseq-train runs (dropout on) give bit-identical
 parameters and logged results; another seed does not. DURNN_DETERMINISTIC=1 switches torch to
 deterministic kernels, and the model trains under it."""
+import importlib.util
 import os
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 from durnn_plugin import determinism
 from durnn_plugin.modules.options import OneLineError
-from fairseq_runs import preprocess_lm
+from fairseq_runs import REPO, preprocess_lm
 from reliability_runs import parameters, results, train_argv, train_in_process
 
 DROPOUT = ["--max-update", 6, "--dropout", 0.3, "--embed-dropout", 0.2, "--layer-dropout", 0.2]
@@ -58,3 +59,17 @@ def test_deterministic_switch(deterministic_mode, data, tmp_path):
         "--max-update", 2, "--bidirectional", "--dilations", "1,2", "--criterion",
         "adaptive_loss", "--adaptive-softmax-cutoff", "10,20", "--ddp-backend", "legacy_ddp"]))
     assert len([r for r in results(log) if r["kind"] == "train_inner"]) == 2
+
+
+def test_determinism_script_compares_two_runs_per_mode(tmp_path, monkeypatch):
+    """examples/reliability/determinism.py (recorded on a GPU in the README) on the CPU: two
+    fairseq-train runs per mode, parameters bit-identical, equal last losses."""
+    script_path = REPO / "examples" / "reliability" / "determinism.py"
+    monkeypatch.syspath_prepend(str(script_path.parent))  # it imports mixed_precision beside it
+    spec = importlib.util.spec_from_file_location("determinism_script", script_path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows = script.main(["--cpu", "--updates", "2", "--hidden-size", "16", "--work", str(tmp_path)])
+    assert [r["mode"] for r in rows] == ["default", "DURNN_DETERMINISTIC=1"]
+    for r in rows:
+        assert r["identical"] and r["max_diff"] == 0 and r["losses"][0] == r["losses"][1], r

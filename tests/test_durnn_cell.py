@@ -120,3 +120,29 @@ def test_indrnn_cell_init_and_bound():
     with torch.no_grad():
         cell.u.mul_(3)
     assert cell.state_dict()["u"].abs().max() <= 2 ** (1 / 100)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 5e-2)])
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_cuda_cell_equals_cpu_fp64(dtype, tol, act, monkeypatch):
+    """The CUDA path (cuDNN short-term part, bf16 run in fp32; Triton long-term part) against the
+    CPU path in fp64: outputs, last states and gradients, with state in and odd T. TF32 off: by
+    default cuDNN's fp32 RNN rounds its products to TF32 (about 1e-3 relative)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(0)
+    ref = DuRNNCell(6, 4, 8, u_bound=1.0, short_rho=0.9, short_activation=act).double()
+    cell = DuRNNCell(6, 4, 8, u_bound=1.0, short_rho=0.9, short_activation=act)
+    cell.load_state_dict(ref.state_dict())
+    cell = cell.cuda().to(dtype)
+    x, s0, h0 = torch.randn(13, 3, 6), torch.rand(1, 3, 4), torch.rand(1, 3, 8)
+    y_ref, (s_ref, h_ref) = ref(x.double(), (s0.double(), h0.double()))
+    y, (s, h) = cell(x.cuda().to(dtype), (s0.cuda().to(dtype), h0.cuda().to(dtype)))
+    assert y.dtype == dtype and s.dtype == dtype and h.dtype == dtype
+    for got, want in [(y, y_ref), (s, s_ref), (h, h_ref)]:
+        assert (got.double().cpu() - want).abs().max() <= tol * (1 + want.abs().max())
+    (y_ref * y_ref.detach()).sum().backward()
+    (y * y_ref.detach().cuda().to(dtype)).sum().backward()
+    for (name, p_ref), p in zip(ref.named_parameters(), cell.parameters()):
+        g, g_ref = p.grad.double().cpu(), p_ref.grad
+        assert (g - g_ref).abs().max() <= 2 * tol * (1 + g_ref.abs().max()), name

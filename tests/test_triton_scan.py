@@ -27,7 +27,6 @@ from triton_cases import (  # noqa: E402,F401  (device: the fixture)
 )
 
 scan_module = importlib.import_module("durnn_plugin.ops.indrnn_triton_scan")
-dispatch = importlib.import_module("durnn_plugin.ops.dispatch")
 indrnn_triton_scan = scan_module.indrnn_triton_scan
 
 
@@ -187,9 +186,9 @@ def test_impossible_forced_triton_scan_is_one_line(monkeypatch):
 
 
 def test_auto_rule(monkeypatch):
-    """``auto`` never picks triton_scan on CPU; on CUDA only under the scan rule and only with
-    ``TRITON_SCAN_ON_CUDA`` switched on (off by default: unmeasured). The CUDA cases use stand-in
-    tensors (shape, dtype, device) so they run without a GPU."""
+    """``auto`` never picks triton_scan on CPU; on CUDA it does for at most 1024 columns and at
+    least 4096 steps of the dilated view (the H100 measurement), else the sequential kernel. The
+    CUDA cases use stand-in tensors (shape, dtype, device) so they run without a GPU."""
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setenv("DURNN_BACKEND", "auto")
 
@@ -197,11 +196,12 @@ def test_auto_rule(monkeypatch):
         return types.SimpleNamespace(shape=shape, dtype=torch.float32, device=torch.device("cuda"))
 
     assert choose_backend(torch.empty(100_000, 1, 4)) == "scan"
-    assert dispatch.TRITON_SCAN_ON_CUDA is False
-    assert choose_backend(on_cuda(100_000, 1, 4)) == "triton"
-    monkeypatch.setattr(dispatch, "TRITON_SCAN_ON_CUDA", True)
     assert choose_backend(on_cuda(100_000, 1, 4)) == "triton_scan"
-    assert choose_backend(on_cuda(16384, 1, 256), dilation=2) == "triton_scan"
+    assert choose_backend(on_cuda(4096, 4, 256)) == "triton_scan"  # at the thresholds
+    assert choose_backend(on_cuda(4095, 4, 256)) == "triton"
+    assert choose_backend(on_cuda(4096, 1, 1025)) == "triton"
+    assert choose_backend(on_cuda(16384, 1, 256), dilation=4) == "triton_scan"  # 4096 steps, 1024 columns
+    assert choose_backend(on_cuda(16384, 1, 64), dilation=8) == "triton"  # 2048 steps of 512 columns
     assert choose_backend(on_cuda(100_000, 64, 64)) == "triton"  # many columns
     assert choose_backend(on_cuda(1024, 1, 4)) == "triton"  # short
     monkeypatch.setenv("TRITON_INTERPRET", "1")

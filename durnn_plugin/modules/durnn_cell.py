@@ -8,7 +8,7 @@
 State ``(s, h)`` with s ``(1, B, N_s)`` and h ``(1, B, N_l)``.
 
 Computation: the short-term part runs with the constrained ``U_s`` through ``torch.rnn_relu`` /
-``torch.rnn_tanh`` on CUDA (cuDNN) and through :func:`..ops.short_rnn_cpu.short_rnn_loop` elsewhere
+``torch.rnn_tanh`` on CUDA (cuDNN; bf16 inputs in fp32, which cuDNN runs faster) and through :func:`..ops.short_rnn_cpu.short_rnn_loop` elsewhere
 (one autograd node for the whole sequence: torch's CPU ``rnn_relu`` records one node per step
 and its backward costs O(T) per step, O(T²) in all); the gate and the long-term input are GEMMs
 over all ``T·B`` positions; the long-term recurrence is the elementwise IndRNN op. Only the
@@ -77,8 +77,13 @@ class DuRNNCell(RecurrentCell):
             p = nn.functional.linear(x, self.W_s, self.b_s)
             return short_rnn_loop(p, U, s0[0], self.short_activation)
         rnn = torch.rnn_relu if self.short_activation == "relu" else torch.rnn_tanh
-        params = [self.W_s, U, self.b_s, torch.zeros_like(self.b_s)]
-        return rnn(x, s0.contiguous(), params, True, 1, 0.0, self.training, False, False)[0]
+        # cuDNN's bf16 RNN is slower than its fp32 one (H100, T = 1024, B = 64, N_s = 256:
+        # README, GPU speed), so bf16 runs the short-term recurrence in fp32 and casts back.
+        dtype = torch.float32 if x.dtype == torch.bfloat16 else x.dtype
+        params = [p.to(dtype) for p in (self.W_s, U, self.b_s, torch.zeros_like(self.b_s))]
+        s = rnn(x.to(dtype), s0.to(dtype).contiguous(), params, True, 1, 0.0, self.training,
+                False, False)[0]
+        return s.to(x.dtype)
 
     def selection_gate(self, s: Tensor, x_gate: Optional[Tensor]) -> Optional[Tensor]:
         """``g = σ(x_gate + V_g s + b_g)`` over all positions ``(T, B, N_s)``; ``None`` when

@@ -11,20 +11,21 @@
 
 ``auto``, with ``C = d·B·N`` columns and ``S = ceil(T/d)`` sequential steps of the dilated view:
 
-* CUDA tensors, triton importable, dtype fp32/bf16/fp16/fp64 → ``triton`` (or, only if the
-  constant ``TRITON_SCAN_ON_CUDA`` is switched on, ``triton_scan`` under the scan rule below);
+* CUDA tensors, triton importable, dtype fp32/bf16/fp16/fp64 → ``triton_scan`` if
+  ``C ≤ TRITON_SCAN_MAX_COLUMNS`` and ``S ≥ TRITON_SCAN_MIN_STEPS``, else ``triton``;
 * otherwise (CPU, or CUDA without triton) → ``scan`` if ``C ≤ SCAN_MAX_COLUMNS`` and
   ``S ≥ SCAN_MIN_STEPS``, else ``cpu``.
 
+The CUDA thresholds come from ``examples/benchmarks/gpu_speed.py`` (fwd+bwd, fp32) on an H100
+(README, GPU speed): ``triton_scan`` against the sequential kernel measured 1.0-1.5x at
+C = 128, T = 4096, 1.8x at C = 1024, T = 4096, 4.4-8.0x at T = 16384 and 20-28x at T = 65536;
+wider C was not measured, so it keeps the sequential kernel. The torch ``scan`` on CUDA measured
+0.1-0.8x of the sequential kernel, so it is not chosen there when triton is available.
 The CPU thresholds come from ``examples/benchmarks/scan_speed.py`` (fwd+bwd) on a 2-core Xeon
 VM shared with a training job: with C ≤ 512 and T ≥ 8192 the scan measured faster with 1 torch
 thread (C = 128: 4.4-4.7x, C = 512: 1.2-1.3x) and with 2 (C = 128: 1.3-3.3x, C = 512:
 1.0-1.2x); at C = 1024 it was a tie at best, and for T ≤ 4096 it lost with 2 threads (its few
-whole-tensor ops stall when the cores are shared). The scan is not chosen on CUDA when triton is
-there: that needs a GPU measurement first (the switch is one constant, ``SCAN_ON_CUDA``). The
-same holds for ``triton_scan`` (``TRITON_SCAN_ON_CUDA = False``): it is exact and tested, but its
-speed against the sequential kernel is unmeasured (``examples/benchmarks/gpu_speed.py`` compares
-them), and the GPU thresholds may differ from the CPU ones used here.
+whole-tensor ops stall when the cores are shared).
 
 A backend forced through ``DURNN_BACKEND`` that cannot run raises one line, e.g.
 ``DURNN_BACKEND=triton cannot run here: tensors are on cpu and TRITON_INTERPRET is not set``.
@@ -52,11 +53,10 @@ BACKENDS = {
 BACKEND_NAMES = ("auto",) + tuple(sorted(BACKENDS))
 ENV_VAR = "DURNN_BACKEND"
 
-SCAN_MAX_COLUMNS = 512  # d·B·N
-SCAN_MIN_STEPS = 8192  # ceil(T/d)
-SCAN_ON_CUDA = False  # prefer the scan over the Triton kernel under the same rule (unmeasured)
-TRITON_SCAN_ON_CUDA = False  # prefer triton_scan over the Triton kernel under the same rule
-# (unmeasured: needs a GPU benchmark, examples/benchmarks/gpu_speed.py)
+SCAN_MAX_COLUMNS = 512  # d·B·N, CPU
+SCAN_MIN_STEPS = 8192  # ceil(T/d), CPU
+TRITON_SCAN_MAX_COLUMNS = 1024  # d·B·N, CUDA
+TRITON_SCAN_MIN_STEPS = 4096  # ceil(T/d), CUDA
 TRITON_BACKENDS = ("triton", "triton_scan")
 
 
@@ -68,11 +68,12 @@ def selected_backend() -> str:
     return name
 
 
-def scan_pays_off(a: Tensor, dilation: int = 1) -> bool:
-    """The small-columns / long-sequence rule of ``auto``."""
+def scan_pays_off(a: Tensor, dilation: int, max_columns: int, min_steps: int) -> bool:
+    """The few-columns / long-sequence rule of ``auto``: ``d·B·N ≤ max_columns`` and
+    ``ceil(T/d) ≥ min_steps``."""
     T, B, N = a.shape
     d = dilation
-    return d * B * N <= SCAN_MAX_COLUMNS and -(-T // d) >= SCAN_MIN_STEPS
+    return d * B * N <= max_columns and -(-T // d) >= min_steps
 
 
 def choose_backend(a: Tensor, dilation: int = 1) -> str:
@@ -86,12 +87,10 @@ def choose_backend(a: Tensor, dilation: int = 1) -> str:
         return name
     if name != "auto":
         return name
-    small_long = scan_pays_off(a, dilation)
     if a.device.type == "cuda" and cannot_run_reason(a) is None:
-        if small_long and TRITON_SCAN_ON_CUDA:
-            return "triton_scan"
-        return "scan" if (SCAN_ON_CUDA and small_long) else "triton"
-    return "scan" if small_long else "cpu"
+        return ("triton_scan" if scan_pays_off(a, dilation, TRITON_SCAN_MAX_COLUMNS,
+                                               TRITON_SCAN_MIN_STEPS) else "triton")
+    return "scan" if scan_pays_off(a, dilation, SCAN_MAX_COLUMNS, SCAN_MIN_STEPS) else "cpu"
 
 
 def indrnn_recurrence(a: Tensor, u: Tensor, h0: Optional[Tensor] = None, dilation: int = 1) -> Tensor:

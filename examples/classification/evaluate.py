@@ -22,6 +22,9 @@ def evaluate(path: str, subset: str, data=None, batch_size: int = 32) -> dict:
     overrides = {"data": data} if data else {}
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
     model = models[0].eval()
+    use_cuda = torch.cuda.is_available()  # as fairseq-validate: the GPU when there is one
+    if use_cuda:
+        model.cuda()
     criterion = task.build_criterion(cfg.criterion).eval()
     task.load_dataset(subset, combine=False, epoch=1)
     batches = task.get_batch_iterator(task.dataset(subset), max_sentences=batch_size,
@@ -30,7 +33,8 @@ def evaluate(path: str, subset: str, data=None, batch_size: int = 32) -> dict:
                                       ignore_invalid_inputs=False, num_workers=0,
                                       ).next_epoch_itr(shuffle=False)
     with torch.no_grad(), metrics.aggregate(new_root=True) as agg:
-        logs = [task.valid_step(sample, model, criterion)[2] for sample in batches]
+        logs = [task.valid_step(utils.move_to_cuda(sample) if use_cuda else sample, model,
+                                criterion)[2] for sample in batches]
         task.reduce_metrics(logs, criterion)
         values = agg.get_smoothed_values()
     values["n"] = sum(int(log.get("nsentences", 0)) for log in logs)

@@ -171,7 +171,7 @@ def main():
 
     solved = 0.01 if metric == "mse" else None
     title = (f"adding problem T={args.seq_len}" if args.benchmark == "adding" else tag) + \
-        f", {args.budget_seconds:g} s per run, CPU"
+        f", {args.budget_seconds:g} s per run, {'GPU' if args.gpu else 'CPU'}"
     plot(results, metric, out / "curves.png", title, solved)
     rows = [f"| run | params | updates | training s | best valid {metric} | last valid {metric} |"
             + (" solved at update |" if solved else "") + (" test |" if tests else ""),
