@@ -9,10 +9,11 @@ State ``(s, h)`` with s ``(1, B, N_s)`` and h ``(1, B, N_l)``.
 
 Computation: the short-term part runs with the constrained ``U_s`` through ``torch.rnn_relu`` /
 ``torch.rnn_tanh`` on CUDA (cuDNN; bf16 inputs in fp32, which cuDNN runs faster) and through
-:func:`..ops.short_rnn_cpu.short_rnn_loop` elsewhere (one autograd node for the whole sequence: torch's CPU ``rnn_relu`` records one node per step
-and its backward costs O(T) per step, O(T²) in all); the gate and the long-term input are GEMMs
-over all ``T·B`` positions; the long-term recurrence is the elementwise IndRNN op. Only the
-short-term step needs a GEMM inside the time loop.
+:func:`..ops.short_rnn_cpu.short_rnn_loop` elsewhere (one autograd node for the whole sequence:
+torch's CPU ``rnn_relu`` records one node per step and its backward costs O(T) per step, O(T²)
+in all); the gate and the long-term input are GEMMs over all ``T·B`` positions; the long-term
+recurrence is the elementwise IndRNN op. Only the short-term step needs a GEMM inside the time
+loop.
 
 Constraints, in every forward: ``U_s <- U_s · min(1, ρ_s / σ_max(U_s))`` and
 ``u <- clamp(u, ±u_bound)``; after updates and in state dicts the parameters themselves are
