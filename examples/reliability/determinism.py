@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
-from mixed_precision import HERE, PLUGIN, synthetic_data, train_logs
+from mixed_precision import HERE, lm_train_argv, synthetic_data, train_logs
 
 FAIRSEQ_TRAIN = Path(sys.executable).parent / "fairseq-train"
 MODES = {"default": {}, "DURNN_DETERMINISTIC=1": {"DURNN_DETERMINISTIC": "1"}}
@@ -27,16 +27,10 @@ MODES = {"default": {}, "DURNN_DETERMINISTIC=1": {"DURNN_DETERMINISTIC": "1"}}
 def train(data: Path, save: Path, env: dict, a) -> float:
     """One fairseq-train run into ``save``; its last logged loss."""
     save.mkdir(parents=True, exist_ok=True)
-    argv = [str(FAIRSEQ_TRAIN), str(data), "--user-dir", str(PLUGIN), "--task", "language_modeling",
-            "--arch", "durnn_lm", "--hidden-size", str(a.hidden_size), "--embed-dim", "128",
-            "--num-layers", "2", "--dilations", "1,2", "--dropout", "0.2", "--embed-dropout",
-            "0.1", "--criterion", "adaptive_loss", "--adaptive-softmax-cutoff", "50,100",
-            "--tokens-per-sample", "128", "--max-tokens", "4096", "--optimizer", "adam",
-            "--lr", "0.002", "--clip-norm", "0.25", "--max-update", str(a.updates), "--seed", "1",
-            "--log-format", "json", "--log-interval", "1", "--log-file", str(save / "log.txt"),
-            "--no-progress-bar", "--save-dir", str(save), "--no-epoch-checkpoints",
-            "--disable-validation", "--num-workers", "0", "--ddp-backend", "legacy_ddp"]
-    argv += ["--cpu"] if a.cpu else []
+    argv = [str(FAIRSEQ_TRAIN)] + lm_train_argv(data, save, a) + [
+        "--dilations", "1,2", "--dropout", "0.2", "--embed-dropout", "0.1", "--criterion",
+        "adaptive_loss", "--adaptive-softmax-cutoff", "50,100", "--no-epoch-checkpoints",
+        "--ddp-backend", "legacy_ddp"]
     (save / "log.txt").unlink(missing_ok=True)
     done = subprocess.run(argv, env=dict(os.environ, **env), text=True, capture_output=True)
     if done.returncode != 0:
@@ -49,6 +43,9 @@ def main(argv=None):
     p.add_argument("--work", type=Path, default=HERE / "work" / "determinism")
     p.add_argument("--updates", type=int, default=100)
     p.add_argument("--hidden-size", type=int, default=512)
+    p.add_argument("--embed-dim", type=int, default=128)
+    p.add_argument("--tokens-per-sample", type=int, default=128)
+    p.add_argument("--max-tokens", type=int, default=4096)
     p.add_argument("--cpu", action="store_true")
     a = p.parse_args(argv)
     data = synthetic_data(a.work / "data")

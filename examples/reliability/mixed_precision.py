@@ -76,19 +76,26 @@ def train_logs(log_file: Path):
     return records
 
 
-def run_mode(mode: str, data: Path, work: Path, a) -> dict:
-    flags, fields = MODES[mode]
-    save = work / mode
-    shutil.rmtree(save, ignore_errors=True)
-    save.mkdir(parents=True)
-    argv = [str(data), "--user-dir", str(PLUGIN), "--task", "language_modeling", "--arch",
+def lm_train_argv(data: Path, save: Path, a) -> list:
+    """fairseq-train options (no program name) of a short ``durnn_lm`` run on ``data`` into
+    ``save``: 2 layers of ``a.hidden_size``, ``a.updates`` Adam updates, seed 1, one JSON record
+    per update in ``save/log.txt``, no validation, ``--cpu`` if ``a.cpu``."""
+    return [str(data), "--user-dir", str(PLUGIN), "--task", "language_modeling", "--arch",
             "durnn_lm", "--hidden-size", str(a.hidden_size), "--embed-dim", str(a.embed_dim),
             "--num-layers", "2", "--tokens-per-sample", str(a.tokens_per_sample),
             "--max-tokens", str(a.max_tokens), "--optimizer", "adam", "--lr", "0.002",
             "--clip-norm", "0.25", "--max-update", str(a.updates), "--seed", "1",
             "--log-format", "json", "--log-interval", "1", "--log-file", str(save / "log.txt"),
-            "--no-progress-bar", "--save-dir", str(save), "--no-save", "--disable-validation",
-            "--num-workers", "0"] + flags + (["--cpu"] if a.cpu else [])
+            "--no-progress-bar", "--save-dir", str(save), "--disable-validation",
+            "--num-workers", "0"] + (["--cpu"] if a.cpu else [])
+
+
+def run_mode(mode: str, data: Path, work: Path, a) -> dict:
+    flags, fields = MODES[mode]
+    save = work / mode
+    shutil.rmtree(save, ignore_errors=True)
+    save.mkdir(parents=True)
+    argv = lm_train_argv(data, save, a) + ["--no-save"] + flags
     cfg = convert_namespace_to_omegaconf(
         options.parse_args_and_arch(options.get_training_parser(), argv))
     for key, value in fields.items():
