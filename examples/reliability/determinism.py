@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
-from mixed_precision import HERE, lm_train_argv, synthetic_data, train_logs
+from mixed_precision import HERE, add_lm_train_options, lm_train_argv, synthetic_data, train_logs
 
 FAIRSEQ_TRAIN = Path(sys.executable).parent / "fairseq-train"
 MODES = {"default": {}, "DURNN_DETERMINISTIC=1": {"DURNN_DETERMINISTIC": "1"}}
@@ -41,12 +41,7 @@ def train(data: Path, save: Path, env: dict, a) -> float:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", type=Path, default=HERE / "work" / "determinism")
-    p.add_argument("--updates", type=int, default=100)
-    p.add_argument("--hidden-size", type=int, default=512)
-    p.add_argument("--embed-dim", type=int, default=128)
-    p.add_argument("--tokens-per-sample", type=int, default=128)
-    p.add_argument("--max-tokens", type=int, default=4096)
-    p.add_argument("--cpu", action="store_true")
+    add_lm_train_options(p, updates=100, embed_dim=128)
     a = p.parse_args(argv)
     data = synthetic_data(a.work / "data")
     device = "cpu" if a.cpu else torch.cuda.get_device_name()

@@ -76,6 +76,16 @@ def train_logs(log_file: Path):
     return records
 
 
+def add_lm_train_options(p: argparse.ArgumentParser, updates: int, embed_dim: int) -> None:
+    """The command-line options that :func:`lm_train_argv` reads."""
+    p.add_argument("--updates", type=int, default=updates)
+    p.add_argument("--hidden-size", type=int, default=512)
+    p.add_argument("--embed-dim", type=int, default=embed_dim)
+    p.add_argument("--tokens-per-sample", type=int, default=128)
+    p.add_argument("--max-tokens", type=int, default=4096)
+    p.add_argument("--cpu", action="store_true")
+
+
 def lm_train_argv(data: Path, save: Path, a) -> list:
     """fairseq-train options (no program name) of a short ``durnn_lm`` run on ``data`` into
     ``save``: 2 layers of ``a.hidden_size``, ``a.updates`` Adam updates, seed 1, one JSON record
@@ -122,12 +132,7 @@ def main(argv=None):
                    "(default: a synthetic corpus written under --work)")
     p.add_argument("--work", type=Path, default=HERE / "work" / "mixed_precision")
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated, of: " + ", ".join(MODES))
-    p.add_argument("--updates", type=int, default=300)
-    p.add_argument("--hidden-size", type=int, default=512)
-    p.add_argument("--embed-dim", type=int, default=256)
-    p.add_argument("--tokens-per-sample", type=int, default=128)
-    p.add_argument("--max-tokens", type=int, default=4096)
-    p.add_argument("--cpu", action="store_true")
+    add_lm_train_options(p, updates=300, embed_dim=256)
     a = p.parse_args(argv)
     modes = a.modes.split(",")
     unknown = [m for m in modes if m not in MODES]
