@@ -8,8 +8,8 @@
 """
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 NORMS = ("layer", "batch", "none")
 
@@ -21,25 +21,22 @@ class MaskedLayerNorm(nn.LayerNorm):
 
 class MaskedBatchNorm(nn.BatchNorm1d):
     """``y = (x - μ) / sqrt(σ² + ε) · w + b`` with μ, σ² per channel over all valid (t, b) in
-    training (running averages in eval). A batch with no valid position uses the running
-    statistics."""
+    training (running averages, updated from valid positions only, in eval). Runs
+    :class:`torch.nn.BatchNorm1d`'s fused kernel on the ``(N, C)`` valid rows; padded positions
+    come out as 0. A training batch with fewer than two valid positions (no batch variance) is
+    normalised with the running statistics and leaves them unchanged."""
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         C = x.shape[-1]
-        flat = x.reshape(-1, C) if mask is None else x[mask]
-        n = flat.shape[0]
-        if self.training and n > 0:
-            mean = flat.mean(0)
-            var = flat.var(0, unbiased=False)
-            with torch.no_grad():
-                m = self.momentum
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                unbiased = var.detach() * (n / max(n - 1, 1))
-                self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
-                self.num_batches_tracked += 1
+        valid = x.reshape(-1, C) if mask is None else x[mask]
+        if self.training and valid.shape[0] < 2:
+            y = F.batch_norm(valid, self.running_mean, self.running_var, self.weight, self.bias,
+                             False, 0.0, self.eps)
         else:
-            mean, var = self.running_mean, self.running_var
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+            y = super().forward(valid)
+        if mask is None:
+            return y.view_as(x)
+        return x.new_zeros(x.shape).index_put((mask,), y)
 
 
 class NoNorm(nn.Module):
