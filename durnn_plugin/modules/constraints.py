@@ -54,9 +54,10 @@ def spectral_scale(U: Tensor, rho: float) -> Tensor:
 
 @torch.no_grad()
 def spectral_project(U: Tensor, rho: float) -> Tensor:
-    squares, Q = gram_eigen(U, vectors=True)
+    U64 = U.to(torch.float64)
+    squares, Q = gram_eigen(U64, vectors=True)
     sigma = squares.clamp(min=0).sqrt()
     if sigma.numel() == 0 or sigma.max() <= rho * (1 + PROJECT_RTOL):
         return U.clone()
     shrink = rho / sigma.clamp(min=rho)  # 1 for singular values already at or below ρ
-    return (((U.to(torch.float64) @ Q) * shrink) @ Q.mT).to(U.dtype)
+    return (((U64 @ Q) * shrink) @ Q.mT).to(U.dtype)
