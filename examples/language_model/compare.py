@@ -72,7 +72,8 @@ Perplexity is per token, ``</s>`` included, ``<unk>`` counted as a word (as in r
 
 ``--tbptt-options "..."`` appends fairseq-train options to the ``durnn-tbptt`` run only (e.g.
 ``--stream-groups 64 --shuffle-streams``, which tied stateless training on Brown; the README
-lists what was tried).
+lists what was tried). ``--durnn-options "..."`` does the same for the stateless ``durnn`` run
+(e.g. ``--u-gamma 1.0``, so both durnn runs have the same bound).
 
 Outputs in ``examples/language_model/work/compare/`` (``--work``): ``<run>/train.log`` (the
 whole fairseq-train output), ``<run>/valid.tsv`` (seconds, updates, valid ppl),
@@ -210,8 +211,7 @@ def train(name, args, run_dir):
     os.makedirs(run_dir)
     cmd = train_cmd(args.level, name, args.data, save_dir, args.budget_seconds,
                     args.validate_interval_updates)
-    if name == "durnn-tbptt":
-        cmd += shlex.split(args.tbptt_options)
+    cmd += shlex.split({"durnn": args.durnn_options, "durnn-tbptt": args.tbptt_options}.get(name, ""))
     print(f"\n== train {name} ({datetime.datetime.utcnow():%H:%M:%S} UTC): {q(cmd)}", flush=True)
     t0 = time.time()
     with open(os.path.join(run_dir, "train.log"), "w") as log, \
@@ -345,6 +345,8 @@ def main():
     ap.add_argument("--count-only", action="store_true")
     ap.add_argument("--tbptt-options", default="",
                     help="more fairseq-train options for durnn-tbptt, e.g. '--stream-groups 4'")
+    ap.add_argument("--durnn-options", default="",
+                    help="more fairseq-train options for the stateless durnn run, e.g. '--u-gamma 1.0'")
     ap.add_argument("--concurrent", action="store_true",
                     help="train all runs at the same time (each with --threads threads)")
     args = ap.parse_args()
