@@ -150,6 +150,9 @@ def test_two_carried_segments_equal_one_long_segment(data, arch):
     box = StateBox()
     first = model(tokens[:, :5], carried_state=box)[0]
     assert box.state is not None and not any(t.requires_grad for layer in box.state for t in layer)
+    # the carried state owns its memory: a view would keep (and checkpoint) the whole output
+    assert all(t.untyped_storage().nbytes() == t.numel() * t.element_size()
+               for layer in box.state for t in layer)
     second = model(tokens[:, 5:], carried_state=box)[0]
     torch.testing.assert_close(torch.cat([first, second], 1), full, atol=1e-5, rtol=1e-5)
     assert (model(tokens[:, 5:])[0] - full[:, 5:]).abs().max() > 1e-4  # the state matters

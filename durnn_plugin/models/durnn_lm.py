@@ -105,7 +105,7 @@ class DuRNNLanguageModelDecoder(StackStateDecoder):
                          carried_state=None, **unused):
         """tokens ``(B, T)`` -> features ``(B, T, N or E)``. ``carried_state``: an object with a
         ``state`` attribute (per-layer tuples of ``(d, B, C)`` tensors or ``None``) to start from;
-        the final state is stored back there, detached."""
+        the final state is stored back there, detached and copied into its own memory."""
         state = None
         if incremental_state is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]
@@ -119,7 +119,8 @@ class DuRNNLanguageModelDecoder(StackStateDecoder):
         if incremental_state is not None:
             self.set_stack_state(incremental_state, state)
         elif carried_state is not None:
-            carried_state.state = [tuple(t.detach() for t in layer) for layer in state]
+            # clone: a slice of the output would keep the whole (T, B, C) storage alive
+            carried_state.state = [tuple(t.detach().clone() for t in layer) for layer in state]
         y = self.output_dropout(y).transpose(0, 1)
         if self.project_out is not None:
             y = self.project_out(y)
