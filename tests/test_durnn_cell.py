@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from durnn_plugin.modules import DuRNNCell, IndRNNCell
-from durnn_plugin.modules.constraints import spectral_norm, spectral_project, spectral_scale
+from durnn_plugin.modules.constraints import (clamp_recurrent, spectral_norm, spectral_project,
+                                              spectral_scale)
 
 
 def by_hand(cell: DuRNNCell, x, s0, h0):
@@ -146,3 +147,13 @@ def test_cuda_cell_equals_cpu_fp64(dtype, tol, act, monkeypatch):
     for (name, p_ref), p in zip(ref.named_parameters(), cell.parameters()):
         g, g_ref = p.grad.double().cpu(), p_ref.grad
         assert (g - g_ref).abs().max() <= 2 * tol * (1 + g_ref.abs().max()), name
+
+
+def test_clamp_recurrent_floor_is_a_positive_interval_with_gradients_inside_it():
+    u = torch.tensor([-2.0, -0.5, 0.0, 0.05, 0.5, 2.0], requires_grad=True)
+    assert torch.equal(clamp_recurrent(u, 1.0), torch.tensor([-1.0, -0.5, 0.0, 0.05, 0.5, 1.0]))
+    out = clamp_recurrent(u, 1.0, 0.1)
+    assert torch.equal(out, torch.tensor([0.1, 0.1, 0.1, 0.1, 0.5, 1.0]))
+    out.sum().backward()
+    assert torch.equal(u.grad, torch.tensor([0.0, 0, 0, 0, 1, 0]))
+    assert torch.equal(clamp_recurrent(out, 1.0, 0.1), out)  # idempotent, as projections must be

@@ -106,6 +106,26 @@ def test_shared_dropout_mask_is_constant_over_time():
     assert torch.equal(stack.eval().dropout(torch.ones(2, 2, 2)), torch.ones(2, 2, 2))
 
 
+@pytest.mark.parametrize("cell", ["durnn", "indrnn"])
+def test_u_last_clamp_keeps_the_last_layer_memory_after_updates(cell):
+    """With --u-last-clamp the last layer's u stays in [eps^(1/T), gamma^(1/T)] however hard
+    the optimiser pushes it down; the first layer keeps its usual [-gamma^(1/T), gamma^(1/T)]."""
+    torch.manual_seed(0)
+    stack = build(cell=cell, u_last_eps=0.5, u_time_steps=10, u_last_clamp=True)
+    floor, bound = 0.5 ** 0.1, 2 ** 0.1
+    first, last = stack.layer_cells()["l0"], stack.layer_cells()["l1"]
+    optimizer = torch.optim.SGD(stack.parameters(), lr=10.0)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (last.u.sum() + first.u.sum()).backward()  # gradient 1: SGD lowers every u by 10
+        optimizer.step()
+        stack.project_constraints_()
+    assert torch.allclose(last.u.detach(), torch.full_like(last.u, floor))
+    assert torch.equal(first.u.detach(), torch.full_like(first.u, -bound))
+    x = torch.randn(6, 2, 5)
+    assert torch.isfinite(stack(x)[0]).all()
+
+
 BAD = [
     (dict(hidden_size=-3), "--hidden-size=-3: must be a positive integer"),
     (dict(short_rho=1.0), "--short-rho=1.0: must be in (0, 1)"),
@@ -117,6 +137,7 @@ BAD = [
     (dict(dilations="1,x"), "--dilations=1,x: must be comma-separated positive integers"),
     (dict(u_gamma=0.0), "--u-gamma=0.0: must be in (0, inf)"),
     (dict(u_last_eps=3.0), "--u-last-eps=3.0: must be in [0, 2)"),
+    (dict(u_last_clamp=True), "--u-last-clamp=True: must be used with --u-last-eps > 0"),
     (dict(short_size=12), "--short-size=12: must be below hidden_size (12)"),
     (dict(layer_dropout=1.0), "--layer-dropout=1.0: must be in [0, 1)"),
     (dict(num_layers=0), "--num-layers=0: must be a positive integer"),

@@ -1,6 +1,8 @@
 """The two hard constraints of SPEC sections 1-2, as functions of a weight.
 
-* ``clamp_abs(u, bound)``: ``|u_n| <= bound`` elementwise (IndRNN; bound = ``γ^{1/T}``).
+* ``clamp_recurrent(u, bound, floor)``: ``|u_n| <= bound`` elementwise (IndRNN; bound =
+  ``γ^{1/T}``), or ``floor <= u_n <= bound`` when ``floor > 0`` (keeps a layer's memory from
+  fading).
 * ``spectral_scale(U, rho)``: ``U · min(1, ρ / σ_max(U))`` so ``σ_max <= ρ`` (DuRNN short
   term). Smooth, used in every forward.
 * ``spectral_project(U, rho)``: the Euclidean projection onto ``{σ_max <= ρ}`` (singular values
@@ -27,8 +29,13 @@ from torch import Tensor
 PROJECT_RTOL = 1e-5  # relative slack of spectral_project's "inside" test (module docstring)
 
 
-def clamp_abs(u: Tensor, bound: float) -> Tensor:
-    return u.clamp(-bound, bound)
+def clamp_recurrent(u: Tensor, bound: float, floor: float = 0.0) -> Tensor:
+    """``u`` clamped to ``[-bound, bound]``, or to ``[floor, bound]`` when ``floor > 0``: with a
+    floor, each unit keeps at least ``floor^t`` of its state over ``t`` steps. The floor is
+    positive, not a floor on ``|u|``: states after relu are ``>= 0``, so a negative ``u`` damps
+    them instead of keeping them, and a floor on ``|u|`` would let one optimiser step flip
+    ``u`` from ``+floor`` to ``-bound``. Gradient 1 inside the range, 0 outside."""
+    return u.clamp(floor if floor > 0 else -bound, bound)
 
 
 def gram_eigen(U: Tensor, vectors: bool = False):

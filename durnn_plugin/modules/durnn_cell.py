@@ -16,8 +16,9 @@ recurrence is the elementwise IndRNN op. Only the short-term step needs a GEMM i
 loop.
 
 Constraints, in every forward: ``U_s <- U_s · min(1, ρ_s / σ_max(U_s))`` and
-``u <- clamp(u, ±u_bound)``; after updates and in state dicts the parameters themselves are
-projected (singular values clipped at ``ρ_s``, ``u`` clamped).
+``u <- clamp(u, ±u_bound)`` (``clamp(u, u_floor, u_bound)`` with a floor ``u_floor > 0``);
+after updates and in state dicts the parameters themselves are projected (singular values
+clipped at ``ρ_s``, ``u`` clamped).
 
 Switches (ablations): ``selection`` ∈ {``input+short`` (default), ``short``, ``input``,
 ``none`` (g = 1)}; ``long_input`` ∈ {``selected`` (default), ``selected+input`` (adds
@@ -35,7 +36,7 @@ from torch import Tensor, nn
 
 from ..ops import indrnn_recurrence, last_states, short_rnn_loop
 from .cell_base import RecurrentCell, State
-from .constraints import clamp_abs, spectral_norm, spectral_project, spectral_scale
+from .constraints import clamp_recurrent, spectral_norm, spectral_project, spectral_scale
 from .indrnn_cell import recurrent_weight_statistics, uniform_weight
 
 SELECTIONS = ("input+short", "short", "input", "none")
@@ -48,10 +49,10 @@ class DuRNNCell(RecurrentCell):
     def __init__(self, input_size: int, short_size: int, long_size: int, u_bound: float,
                  u_init_low: float = 0.0, short_rho: float = 0.9, short_activation: str = "relu",
                  selection: str = "input+short", long_input: str = "selected",
-                 module_output: str = "concat"):
+                 module_output: str = "concat", u_floor: float = 0.0):
         super().__init__()
         D, Ns, Nl = input_size, short_size, long_size
-        self.short_rho, self.u_bound = short_rho, u_bound
+        self.short_rho, self.u_bound, self.u_floor = short_rho, u_bound, u_floor
         self.short_activation, self.selection = short_activation, selection
         self.long_input, self.module_output = long_input, module_output
         self.output_size = Ns + Nl if module_output == "concat" else Nl
@@ -110,7 +111,7 @@ class DuRNNCell(RecurrentCell):
         a = nn.functional.linear(selected, self.W_l, self.b_l)
         if x_long is not None and x_long.shape[-1]:
             a = a + x_long
-        h = indrnn_recurrence(a, clamp_abs(self.u, self.u_bound), h0)
+        h = indrnn_recurrence(a, clamp_recurrent(self.u, self.u_bound, self.u_floor), h0)
         if gate is not None:
             self.gate_mean = gate.detach().mean()
         self._record(short=s, gate=gate, long_input=a, long=h)
@@ -120,11 +121,12 @@ class DuRNNCell(RecurrentCell):
     def statistics(self) -> Dict[str, Tensor]:
         """``u_mean``/``u_max`` of ``|u|``, ``us_norm`` = σ_max(U_s) and ``gate``, the mean of g
         over all ``(t, b, n)`` of the last forward (padding included)."""
-        stats = recurrent_weight_statistics(clamp_abs(self.u, self.u_bound))
+        stats = recurrent_weight_statistics(clamp_recurrent(self.u, self.u_bound, self.u_floor))
         stats["us_norm"] = spectral_norm(self.U_s.detach())
         if self.gate_mean is not None:
             stats["gate"] = self.gate_mean
         return stats
 
     def constrained_weights(self) -> Dict[str, Tensor]:
-        return {"u": clamp_abs(self.u, self.u_bound), "U_s": spectral_project(self.U_s, self.short_rho)}
+        return {"u": clamp_recurrent(self.u, self.u_bound, self.u_floor),
+                "U_s": spectral_project(self.U_s, self.short_rho)}

@@ -1,9 +1,10 @@
 """IndRNN cell (SPEC sections 1 and 4): ``h_t = relu(W x_t + b + u ⊙ h_{t-1})``.
 
 x ``(T, B, D)`` -> h ``(T, B, N)``; state ``(h,)`` with h ``(1, B, N)``. The bound
-``|u_n| <= u_bound`` (``γ^{1/T}``) is applied by clamping in every forward and by projection of
-the parameter after updates and in state dicts. Init: ``u ~ U(u_init_low, u_bound)``,
-``W ~ U(±1/sqrt(D))``, ``b = 0``.
+``|u_n| <= u_bound`` (``γ^{1/T}``), or ``u_floor <= u_n <= u_bound`` with a floor
+``u_floor > 0`` (:func:`.constraints.clamp_recurrent`), is applied by clamping in every
+forward and by projection of the parameter after updates and in state dicts. Init:
+``u ~ U(u_init_low, u_bound)``, ``W ~ U(±1/sqrt(D))``, ``b = 0``.
 """
 from typing import Dict, Optional, Tuple
 
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from ..ops import indrnn_recurrence, last_states
 from .cell_base import RecurrentCell, State
-from .constraints import clamp_abs
+from .constraints import clamp_recurrent
 
 
 def uniform_weight(rows: int, cols: int) -> nn.Parameter:
@@ -30,11 +31,12 @@ def recurrent_weight_statistics(u: Tensor) -> Dict[str, Tensor]:
 
 
 class IndRNNCell(RecurrentCell):
-    def __init__(self, input_size: int, hidden_size: int, u_bound: float, u_init_low: float = 0.0):
+    def __init__(self, input_size: int, hidden_size: int, u_bound: float, u_init_low: float = 0.0,
+                 u_floor: float = 0.0):
         super().__init__()
         self.output_size = hidden_size
         self.state_sizes = (hidden_size,)
-        self.u_bound = u_bound
+        self.u_bound, self.u_floor = u_bound, u_floor
         self.weight = uniform_weight(hidden_size, input_size)
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         self.u = nn.Parameter(torch.empty(hidden_size).uniform_(u_init_low, u_bound))
@@ -43,12 +45,12 @@ class IndRNNCell(RecurrentCell):
                 lengths: Optional[Tensor] = None) -> Tuple[Tensor, State]:
         (h0,) = state if state is not None else self.initial_state(x.shape[1], x)
         a = nn.functional.linear(x, self.weight, self.bias)
-        h = indrnn_recurrence(a, clamp_abs(self.u, self.u_bound), h0)
+        h = indrnn_recurrence(a, clamp_recurrent(self.u, self.u_bound, self.u_floor), h0)
         self._record(long_input=a, long=h)
         return h, (last_states(h0, h, lengths),)
 
     def statistics(self) -> Dict[str, Tensor]:
-        return recurrent_weight_statistics(clamp_abs(self.u, self.u_bound))
+        return recurrent_weight_statistics(clamp_recurrent(self.u, self.u_bound, self.u_floor))
 
     def constrained_weights(self) -> Dict[str, Tensor]:
-        return {"u": clamp_abs(self.u, self.u_bound)}
+        return {"u": clamp_recurrent(self.u, self.u_bound, self.u_floor)}

@@ -39,12 +39,13 @@ from .torch_rnn_cell import TorchRNNCell
 def build_cell(opts: StackOptions, input_size: int, last: bool) -> RecurrentCell:
     bound = opts.u_bound()
     low = opts.u_last_eps ** (1.0 / opts.u_time_steps) if last and opts.u_last_eps > 0 else 0.0
+    floor = low if opts.u_last_clamp else 0.0
     if opts.cell == "durnn":
         short, long = opts.short_and_long_sizes()
         return DuRNNCell(input_size, short, long, bound, low, opts.short_rho, opts.short_activation,
-                         opts.selection, opts.long_input, opts.module_output)
+                         opts.selection, opts.long_input, opts.module_output, floor)
     if opts.cell == "indrnn":
-        return IndRNNCell(input_size, opts.hidden_size, bound, low)
+        return IndRNNCell(input_size, opts.hidden_size, bound, low, floor)
     return TorchRNNCell(opts.cell, input_size, opts.hidden_size)
 
 

@@ -44,6 +44,9 @@ class StackOptions:
     u_last_eps: float = field(default=0.0, metadata=_help(
         "if > 0, the last layer's u starts in U(eps^(1/T), gamma^(1/T)) for long memory; "
         "must be < gamma"))
+    u_last_clamp: bool = field(default=False, metadata=_help(
+        "keep the last layer's u in [eps^(1/T), gamma^(1/T)] (eps = --u-last-eps) during "
+        "training too, clamped like the upper bound, so its memory cannot fade"))
     norm: str = field(default="layer", metadata=_help(
         "normalisation between modules: " + ", ".join(NORMS)))
     block: str = field(default="post-norm", metadata=_help(
@@ -92,6 +95,8 @@ class StackOptions:
         check_range("u_gamma", self.u_gamma, 0, float("inf"), lo_open=True, hi_open=True)
         check_positive_int("u_time_steps", self.u_time_steps)
         check_range("u_last_eps", self.u_last_eps, 0, self.u_gamma, hi_open=True)
+        check(not self.u_last_clamp or self.u_last_eps > 0, "u_last_clamp", True,
+              "used with --u-last-eps > 0 (the floor is eps^(1/T))")
         check_range("layer_dropout", self.layer_dropout, 0, 1, hi_open=True)
         check_positive_int("dilation_base", self.dilation_base)
         if self.cell == "durnn":
