@@ -9,6 +9,14 @@ want=$(sha1sum setup.py | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "import durnn_plugin, fairseq" 2>/dev/null; then
   exit 0
 fi
+# The venv takes about 6 GB (fairseq-fixed needs torchaudio, whose PyPI wheels need torch's CUDA
+# build): say so in one line instead of failing half-way with "No space left on device".
+need_gb=7
+avail_kb=$(df -Pk . | awk 'NR == 2 {print $4}')
+if [ "$avail_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+  echo "error: only $((avail_kb / 1024 / 1024)) GB free on $(df -P . | awk 'NR == 2 {print $6}'); installing ./.venv needs about $need_gb GB" >&2
+  exit 1
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip=".venv/bin/python -m pip"
 $pip install -q --upgrade pip setuptools wheel
