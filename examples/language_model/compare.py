@@ -389,12 +389,15 @@ def main():
                          f"{info['budget']} s "
                          f"(fairseq {info['fairseq_s']} s) | `{name}` |")
     machine = f"{cpu_model()}, {os.cpu_count()} cores, {args.threads} threads"
+    extra_options = args.durnn_options or args.tbptt_options
     unit = UNITS[args.level]
     out = [f"# Brown {args.level}-level LM race (compare.py)", "",
            f"Command: `{q([sys.executable and rel(sys.executable)] + sys.argv)}`  ",
            f"Machine: {machine}  ",
            f"Date: {started:%Y-%m-%d %H:%M} UTC (runs "
-           f"{'concurrent' if args.concurrent else 'sequential'}, CPU, --seed 1)", "",
+           f"{'concurrent' if args.concurrent else 'sequential'}, CPU, --seed 1"
+           f"{' unless the extra options set another' if extra_options else ''})",
+           "",
            f"| model | eval | params | updates | valid {unit} | test {unit} | budget | run |",
            "|---|---|---:|---:|---:|---:|---|---|"] + table + [
            "", f"eval: stateless = `--task language_modeling --context-window 0` "
