@@ -25,6 +25,8 @@ def test_race_units_and_commands():
     compare = load("compare")
     assert compare.in_units("word", 150.0) == 150.0
     assert math.isclose(compare.in_units("char", 4.0), 2.0)
+    log = "INFO:fairseq_cli.eval_lm:Loss (base 2): 1.9389, Perplexity: 3.83\n"
+    assert math.isclose(compare.in_units("char", compare.perplexity_from_log(log)), 1.9389)
     for level in compare.LEVELS:
         for name in compare.runs(level):
             cmd = compare.train_cmd(level, name, "data", "save", 60, 100)
