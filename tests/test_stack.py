@@ -126,6 +126,29 @@ def test_u_last_clamp_keeps_the_last_layer_memory_after_updates(cell):
     assert torch.isfinite(stack(x)[0]).all()
 
 
+@pytest.mark.parametrize("kw", [dict(cell="durnn"), dict(cell="durnn", long_input="selected+input"),
+                                dict(cell="indrnn")])
+def test_long_input_init_std_draws_only_the_long_term_inputs_from_a_normal(kw):
+    """--long-input-init-std s: the independent recurrences' input matrices ~ N(0, s²) in every
+    layer; the other matrices keep U(±1/sqrt(fan_in))."""
+    default = build(hidden_size=400, short_size=100, **kw).layer_cells()
+    small = build(hidden_size=400, short_size=100, long_input_init_std=0.001, **kw).layer_cells()
+    for name, cell in small.items():
+        if kw["cell"] == "indrnn":
+            long_inputs, others = [cell.weight], []
+        else:
+            long_inputs, others = [cell.W_l], [cell.W_s, cell.W_x[:cell.x_sizes[0]]]
+            if kw.get("long_input") == "selected+input":
+                long_inputs.append(cell.W_x[cell.x_sizes[0]:])
+        for w in long_inputs:
+            assert abs(w.std().item() - 0.001) < 1e-4, name
+            assert abs(w.mean().item()) < 1e-4, name
+        for w in others:  # U(±1/sqrt(fan_in)) has std 1/sqrt(3·fan_in)
+            assert abs(w.std().item() * (3 * w.shape[1]) ** 0.5 - 1) < 0.05, name
+    assert all(abs(c.W_l.std().item() - 0.001) > 0.01 for c in default.values()
+               if kw["cell"] == "durnn")
+
+
 BAD = [
     (dict(hidden_size=-3), "--hidden-size=-3: must be a positive integer"),
     (dict(short_rho=1.0), "--short-rho=1.0: must be in (0, 1)"),
@@ -138,6 +161,9 @@ BAD = [
     (dict(u_gamma=0.0), "--u-gamma=0.0: must be in (0, inf)"),
     (dict(u_last_eps=3.0), "--u-last-eps=3.0: must be in [0, 2)"),
     (dict(u_last_clamp=True), "--u-last-clamp=True: must be used with --u-last-eps > 0"),
+    (dict(long_input_init_std=-0.1), "--long-input-init-std=-0.1: must be in [0, inf)"),
+    (dict(long_input_init_std=0.1, cell="lstm"),
+     "--long-input-init-std=0.1: must be 0 with --cell lstm"),
     (dict(short_size=12), "--short-size=12: must be below hidden_size (12)"),
     (dict(layer_dropout=1.0), "--layer-dropout=1.0: must be in [0, 1)"),
     (dict(num_layers=0), "--num-layers=0: must be a positive integer"),

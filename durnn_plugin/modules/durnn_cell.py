@@ -27,7 +27,9 @@ Switches (ablations): ``selection`` ∈ {``input+short`` (default), ``short``, `
 
 Init (our choice, the paper's is not known to us): input and recurrent matrices
 ``U(±1/sqrt(fan_in))`` with ``U_s`` then projected to ``σ_max <= ρ_s``; biases 0 (gate starts
-at 0.5 for zero input); ``u ~ U(u_init_low, u_bound)``.
+at 0.5 for zero input); ``u ~ U(u_init_low, u_bound)``. With ``long_input_std > 0`` the inputs
+of the long-term recurrence (``W_l``, and ``W_li``) start from ``N(0, long_input_std²)``
+instead (:func:`.indrnn_cell.input_weight`).
 """
 from typing import Dict, Optional, Tuple
 
@@ -37,7 +39,7 @@ from torch import Tensor, nn
 from ..ops import indrnn_recurrence, last_states, short_rnn_loop
 from .cell_base import RecurrentCell, State
 from .constraints import clamp_recurrent, spectral_norm, spectral_project, spectral_scale
-from .indrnn_cell import recurrent_weight_statistics, uniform_weight
+from .indrnn_cell import input_weight, recurrent_weight_statistics, uniform_weight
 
 SELECTIONS = ("input+short", "short", "input", "none")
 LONG_INPUTS = ("selected", "selected+input")
@@ -49,7 +51,8 @@ class DuRNNCell(RecurrentCell):
     def __init__(self, input_size: int, short_size: int, long_size: int, u_bound: float,
                  u_init_low: float = 0.0, short_rho: float = 0.9, short_activation: str = "relu",
                  selection: str = "input+short", long_input: str = "selected",
-                 module_output: str = "concat", u_floor: float = 0.0):
+                 module_output: str = "concat", u_floor: float = 0.0,
+                 long_input_std: float = 0.0):
         super().__init__()
         D, Ns, Nl = input_size, short_size, long_size
         self.short_rho, self.u_bound, self.u_floor = short_rho, u_bound, u_floor
@@ -65,9 +68,11 @@ class DuRNNCell(RecurrentCell):
         # x-side projections of the gate and (optionally) the long-term input: one GEMM.
         self.x_sizes = [Ns if "input" in selection else 0, Nl if long_input == "selected+input" else 0]
         self.W_x = uniform_weight(sum(self.x_sizes), D) if sum(self.x_sizes) else None
+        if self.x_sizes[1] and long_input_std > 0:
+            self.W_x.data[self.x_sizes[0]:].normal_(0.0, long_input_std)
         self.V_g = uniform_weight(Ns, Ns) if "short" in selection else None
         self.b_g = nn.Parameter(torch.zeros(Ns)) if selection != "none" else None
-        self.W_l = uniform_weight(Nl, Ns)
+        self.W_l = input_weight(Nl, Ns, long_input_std)
         self.b_l = nn.Parameter(torch.zeros(Nl))
         self.u = nn.Parameter(torch.empty(Nl).uniform_(u_init_low, u_bound))
         self.gate_mean: Optional[Tensor] = None

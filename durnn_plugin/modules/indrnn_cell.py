@@ -4,7 +4,8 @@ x ``(T, B, D)`` -> h ``(T, B, N)``; state ``(h,)`` with h ``(1, B, N)``. The bou
 ``|u_n| <= u_bound`` (``γ^{1/T}``), or ``u_floor <= u_n <= u_bound`` with a floor
 ``u_floor > 0`` (:func:`.constraints.clamp_recurrent`), is applied by clamping in every
 forward and by projection of the parameter after updates and in state dicts. Init:
-``u ~ U(u_init_low, u_bound)``, ``W ~ U(±1/sqrt(D))``, ``b = 0``.
+``u ~ U(u_init_low, u_bound)``, ``W ~ U(±1/sqrt(D))`` (``N(0, input_std²)`` when
+``input_std > 0``, see :func:`input_weight`), ``b = 0``.
 """
 from typing import Dict, Optional, Tuple
 
@@ -24,6 +25,16 @@ def uniform_weight(rows: int, cols: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(rows, cols).uniform_(-bound, bound))
 
 
+def input_weight(rows: int, cols: int, std: float) -> nn.Parameter:
+    """The input matrix of an independent recurrence: :func:`uniform_weight`, or ``N(0, std²)``
+    when ``std > 0``. With ``u ≈ 1`` the state sums its inputs, ``h_T ≈ Σ_t relu(a_t)``, so
+    the default scale makes ``h_T`` grow like ``T`` at the start; a small ``std`` (the IndRNN
+    paper's adding-problem code uses 0.001) keeps it small until training shapes ``a_t``."""
+    if std <= 0:
+        return uniform_weight(rows, cols)
+    return nn.Parameter(torch.empty(rows, cols).normal_(0.0, std))
+
+
 def recurrent_weight_statistics(u: Tensor) -> Dict[str, Tensor]:
     """``u_mean`` and ``u_max``: mean and largest ``|u_n|`` of a recurrent weight ``(N,)``."""
     magnitude = u.detach().abs()
@@ -32,12 +43,12 @@ def recurrent_weight_statistics(u: Tensor) -> Dict[str, Tensor]:
 
 class IndRNNCell(RecurrentCell):
     def __init__(self, input_size: int, hidden_size: int, u_bound: float, u_init_low: float = 0.0,
-                 u_floor: float = 0.0):
+                 u_floor: float = 0.0, input_std: float = 0.0):
         super().__init__()
         self.output_size = hidden_size
         self.state_sizes = (hidden_size,)
         self.u_bound, self.u_floor = u_bound, u_floor
-        self.weight = uniform_weight(hidden_size, input_size)
+        self.weight = input_weight(hidden_size, input_size, input_std)
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         self.u = nn.Parameter(torch.empty(hidden_size).uniform_(u_init_low, u_bound))
 

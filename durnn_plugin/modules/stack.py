@@ -43,9 +43,10 @@ def build_cell(opts: StackOptions, input_size: int, last: bool) -> RecurrentCell
     if opts.cell == "durnn":
         short, long = opts.short_and_long_sizes()
         return DuRNNCell(input_size, short, long, bound, low, opts.short_rho, opts.short_activation,
-                         opts.selection, opts.long_input, opts.module_output, floor)
+                         opts.selection, opts.long_input, opts.module_output, floor,
+                         opts.long_input_init_std)
     if opts.cell == "indrnn":
-        return IndRNNCell(input_size, opts.hidden_size, bound, low, floor)
+        return IndRNNCell(input_size, opts.hidden_size, bound, low, floor, opts.long_input_init_std)
     return TorchRNNCell(opts.cell, input_size, opts.hidden_size)
 
 

@@ -47,6 +47,11 @@ class StackOptions:
     u_last_clamp: bool = field(default=False, metadata=_help(
         "keep the last layer's u in [eps^(1/T), gamma^(1/T)] (eps = --u-last-eps) during "
         "training too, clamped like the upper bound, so its memory cannot fade"))
+    long_input_init_std: float = field(default=0.0, metadata=_help(
+        "if > 0, the input matrices of the independent recurrences (IndRNN's W, DuRNN's W_l "
+        "and W_li) start from N(0, std^2) instead of U(+-1/sqrt(fan_in)), so a state with u "
+        "near 1 does not sum large inputs over T steps at the start (the IndRNN paper's "
+        "adding-problem code uses 0.001)"))
     norm: str = field(default="layer", metadata=_help(
         "normalisation between modules: " + ", ".join(NORMS)))
     block: str = field(default="post-norm", metadata=_help(
@@ -97,6 +102,11 @@ class StackOptions:
         check_range("u_last_eps", self.u_last_eps, 0, self.u_gamma, hi_open=True)
         check(not self.u_last_clamp or self.u_last_eps > 0, "u_last_clamp", True,
               "used with --u-last-eps > 0 (the floor is eps^(1/T))")
+        check_range("long_input_init_std", self.long_input_init_std, 0, float("inf"),
+                    hi_open=True)
+        check(self.long_input_init_std == 0 or self.cell in ("durnn", "indrnn"),
+              "long_input_init_std", self.long_input_init_std,
+              f"0 with --cell {self.cell} (it sets DuRNN's and IndRNN's input init)")
         check_range("layer_dropout", self.layer_dropout, 0, 1, hi_open=True)
         check_positive_int("dilation_base", self.dilation_base)
         if self.cell == "durnn":
