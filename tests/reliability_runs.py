@@ -27,6 +27,9 @@ TASK_ARGS = {
                           "--tokens-per-sample", "64", "--max-tokens", "64"],
     "durnn_language_modeling": ["--task", "durnn_language_modeling", "--tokens-per-sample", "8",
                                 "--batch-size", "2", "--stream-groups", "2", "--u-gamma", "1"],
+    "durnn_language_modeling --state-cache": [
+        "--task", "durnn_language_modeling", "--tokens-per-sample", "8", "--batch-size", "2",
+        "--state-cache", "--u-gamma", "1"],
 }
 TIMING = {"wps", "ups", "wall", "free"}  # log fields (after any prefix_) that are not results
 ENV = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

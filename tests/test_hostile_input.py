@@ -74,6 +74,10 @@ CASES = [
          lambda p: train(p, "--batch-size", 5000, task="durnn_language_modeling"),
          r"fairseq-train: error: the split has \d+ tokens, too few for 10000 streams "
          r"\(--batch-size x --stream-groups .*"),
+    Case("stateful task: --state-cache with the --stream-groups it replaces", "fairseq-train",
+         lambda p: train(p, "--state-cache", task="durnn_language_modeling"),
+         r"fairseq-train: error: invalid --state-cache=True: must be only without "
+         r"--stream-groups, --shuffle-streams and --state-reset-prob \(it replaces them\)"),
     Case("empty lines (eos-only samples) and a line 5x longer than --tokens-per-sample "
          "(no position limit: scored whole)", "fairseq-eval-lm",
          lambda p: eval_lm(p.odd, p, "--sample-break-mode", "eos", "--tokens-per-sample", 64,
@@ -129,7 +133,8 @@ def test_failed_runs_leave_the_checkpoint_byte_identical_and_loadable(outcomes):
 
 def test_padding_only_and_empty_batches(outcomes):
     """Straight into the model: rows of padding only give finite scores and gradients (and do
-    not change the other rows); a batch with no time step is refused in one line."""
+    not change the other rows beyond rounding); a batch with no time step is refused in one
+    line."""
     paths, _, _ = outcomes
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(paths.checkpoint)])
     model, pad = models[0], task.dictionary.pad()
@@ -138,7 +143,8 @@ def test_padding_only_and_empty_batches(outcomes):
     scores.sum().backward()
     assert torch.isfinite(scores).all()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-    assert torch.equal(scores[:1], model(tokens[:1])[0])
+    # the same up to the rounding of a batched matrix product (bit-equal on some CPUs only)
+    torch.testing.assert_close(scores[:1], model(tokens[:1])[0], rtol=0, atol=1e-5)
     assert torch.isfinite(model(torch.full((2, 3), pad))[0]).all()
     with pytest.raises(OneLineError, match=r"^the input has no time steps: x is \(0, 2, 8\)"):
         model(torch.zeros(2, 0, dtype=torch.long))

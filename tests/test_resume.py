@@ -1,6 +1,7 @@
 """Exact resume: fairseq-train killed with SIGKILL mid-epoch, then the same command again, logs
 the same results from the resume point on as a run that was never interrupted, and ends with
-bit-identical parameters. Both tasks; the stateful one also restores its carried state."""
+bit-identical parameters. Both tasks; the stateful one also restores its carried state (or,
+with ``--state-cache``, its cache of block states)."""
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -10,7 +11,8 @@ from fairseq_runs import preprocess_lm
 from reliability_runs import (num_updates, parameters, results, run_train, train_argv,
                               train_in_process, train_until_killed)
 
-SAVE_EVERY, KILL_AFTER, UPDATES = 4, 10, 20  # an epoch is 24 (language_modeling) or 83 updates
+# an epoch is 24 updates (language_modeling), 84 (durnn_language_modeling) or 82 (--state-cache)
+SAVE_EVERY, KILL_AFTER, UPDATES = 4, 10, 20
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,8 @@ def data(tmp_path_factory):
     return preprocess_lm(tmp_path_factory.mktemp("resume"))
 
 
-@pytest.mark.parametrize("task", ["language_modeling", "durnn_language_modeling"])
+@pytest.mark.parametrize("task", ["language_modeling", "durnn_language_modeling",
+                                  "durnn_language_modeling --state-cache"])
 def test_sigkill_mid_epoch_then_same_command_resumes_exactly(task, data, tmp_path):
     extra = ["--max-update", UPDATES, "--save-interval-updates", SAVE_EVERY]
     argv = train_argv(data, tmp_path / "run", task, extra)

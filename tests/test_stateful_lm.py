@@ -11,6 +11,8 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq_cli import eval_lm, train
 
 from durnn_plugin.modules import InvalidOptionError
+from durnn_plugin.modules.options import OneLineError
+from durnn_plugin.tasks.state_cache import StateCache, worker_blocks
 from durnn_plugin.tasks.state_carrier import StateBox, StateCarrier
 from durnn_plugin.tasks.streams import shuffled_streams, split_streams
 from fairseq_runs import PLUGIN, TINY_MODEL, preprocess_lm
@@ -23,11 +25,11 @@ def data(tmp_path_factory):
     return preprocess_lm(tmp_path_factory.mktemp("stateful"))
 
 
-def setup(data, arch="durnn_lm", tokens_per_sample=8, groups=1):
+def setup(data, arch="durnn_lm", tokens_per_sample=8, groups=1, extra=()):
     """task, model (eval mode, dropout on) and criterion, as fairseq-train would build them."""
     argv = [str(data)] + TASK + ["--arch", arch, "--tokens-per-sample", str(tokens_per_sample),
                                  "--batch-size", "3", "--dropout", "0.3", "--u-gamma", "1",
-                                 "--stream-groups", str(groups)] + TINY_MODEL
+                                 "--stream-groups", str(groups), *extra] + TINY_MODEL
     cfg = convert_namespace_to_omegaconf(
         options.parse_args_and_arch(options.get_training_parser(), argv))
     task = tasks.setup_task(cfg.task)
@@ -282,3 +284,92 @@ def test_a_stateless_checkpoint_with_a_bound_above_one_still_evaluates(data, tmp
     result = eval_lm.main(convert_namespace_to_omegaconf(args))
     assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1.0
     assert any("--u-gamma=2.0 > 1" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_state_cache_blocks_are_each_workers_piece_in_a_seeded_order(workers):
+    tokens = torch.arange(203)
+    pieces = split_streams(tokens, workers)
+    for shard in range(workers):
+        blocks = worker_blocks(tokens, 4, 8, workers, shard, seed=5)
+        K = (pieces.shape[1] - 1) // 8
+        assert blocks.num_blocks == K and len(blocks) == K // 4
+        seen = []
+        for j in range(len(blocks)):
+            ids, source, target = blocks[j]
+            for n, src, tgt in zip(ids.tolist(), source, target):
+                assert torch.equal(src, pieces[shard, 8 * n:8 * n + 8])
+                assert torch.equal(tgt, pieces[shard, 8 * n + 1:8 * n + 9])
+            seen += ids.tolist()
+        assert len(set(seen)) == len(seen) == K // 4 * 4  # K mod 4 blocks wait for another epoch
+        again, other = worker_blocks(tokens, 4, 8, workers, shard, 5), \
+            worker_blocks(tokens, 4, 8, workers, shard, 6)
+        assert torch.equal(again.batches, blocks.batches)
+        assert not torch.equal(other.batches, blocks.batches)
+    with pytest.raises(OneLineError, match=r"^--state-cache: a worker's piece of the split has "
+                                           r"\d+ blocks of 8 tokens, fewer than the batch size 99"):
+        worker_blocks(tokens, 99, 8, workers)
+
+
+@torch.no_grad()
+def test_state_cache_chains_blocks_taken_in_order_into_one_pass(data):
+    _, model, _ = setup(data)
+    tokens = torch.randint(4, 30, (1, 41))
+    cache = StateCache()
+    cache.ensure(5)
+    outputs = []
+    for n in range(5):
+        box = cache.box_for(torch.tensor([n]))
+        assert (box.state is None) == (n == 0)
+        outputs.append(model(tokens[:, 8 * n:8 * n + 8], carried_state=box)[0])
+        cache.store(torch.tensor([n]), box)
+    torch.testing.assert_close(torch.cat(outputs, 1), model(tokens[:, :40])[0])
+
+
+def test_state_cache_gives_each_row_its_predecessors_entry_or_zeros():
+    cache = StateCache()
+    cache.ensure(6)
+    box = cache.box_for(torch.tensor([3, 0]))
+    assert box.state is None
+    box.state = [(torch.tensor([[[1.0, 1.0], [2.0, 2.0]]]), torch.tensor([[[3.0], [4.0]]]))]
+    cache.store(torch.tensor([2, 4]), box)
+    restored = StateCache()
+    restored.load_state_dict(cache.state_dict())
+    restored.ensure(6)  # the same size: the entries stay
+    for c in (cache, restored):
+        s, h = c.box_for(torch.tensor([3, 5, 1, 0, 4])).state[0]
+        assert s[0].tolist() == [[1, 1], [2, 2], [0, 0], [0, 0], [0, 0]]
+        assert h[0, :, 0].tolist() == [3, 4, 0, 0, 0]
+    restored.ensure(7)
+    assert restored.box_for(torch.tensor([3])).state is None
+
+
+def test_state_cache_training_steps_fill_the_cache_and_dummies_do_not(data):
+    task, model, criterion = setup(data, extra=["--state-cache"])
+    task.load_dataset("train")
+    first, second = [task.get_batch_iterator(task.dataset("train"), max_sentences=3, epoch=e)
+                     .next_epoch_itr(shuffle=False) for e in (1, 2)]
+    batch = next(first)
+    assert not torch.equal(batch["blocks"], next(second)["blocks"])  # each epoch its own order
+    task.train_step(batch, model, criterion, Backward(), 0, ignore_grad=True)
+    assert not task.cache.filled.any()
+    task.train_step(batch, model, criterion, Backward(), 0)
+    assert task.cache.filled.nonzero().flatten().tolist() == sorted(batch["blocks"].tolist())
+    final = batch["net_input"]["carried_state"].state
+    successor = torch.tensor([int(batch["blocks"][0]) + 1])
+    torch.testing.assert_close(task.cache.box_for(successor).state[0][1][:, 0], final[0][1][:, 0])
+    task.load_dataset("valid")
+    valid = task.get_batch_iterator(task.dataset("valid"), max_sentences=3)
+    assert "segment" in next(valid.next_epoch_itr(shuffle=False))  # validation reads streams
+
+
+@pytest.mark.parametrize("extra", [["--stream-groups", "2"], ["--shuffle-streams"],
+                                   ["--state-reset-prob", "0.1"]])
+def test_state_cache_refuses_the_stream_options_it_replaces(data, extra):
+    argv = [str(data)] + TASK + ["--arch", "durnn_lm", "--u-gamma", "1", "--state-cache",
+                                 *extra] + TINY_MODEL
+    cfg = convert_namespace_to_omegaconf(
+        options.parse_args_and_arch(options.get_training_parser(), argv))
+    with pytest.raises(InvalidOptionError, match=r"^invalid --state-cache=True: must be only "
+                                                 r"without --stream-groups, --shuffle-streams"):
+        tasks.setup_task(cfg.task)

@@ -8,8 +8,10 @@ worker, batch ``k`` = segment ``k`` of every stream, ``(B, T)`` source and targe
 ``--stream-groups M`` the training split has ``M`` groups of ``B`` streams per worker, taken in
 turn (batch ``j`` = segment ``j // M`` of group ``j mod M``), so that consecutive updates do not
 see the continuation of the same documents; with ``--shuffle-streams`` each training epoch
-rotates the split by a random offset and deals the streams out in a random order. Validation and
-eval-lm always read the split as it is, in one group.
+rotates the split by a random offset and deals the streams out in a random order. With
+``--state-cache`` training takes shuffled blocks instead, each starting from the cached final
+state of the block before it (:mod:`.state_cache`). Validation and eval-lm always read the split
+as it is, in one group.
 
 Every layer's state is carried from segment ``k`` to ``k + 1``, detached (:mod:`.state_carrier`):
 ``train_step``, ``valid_step`` and the eval-lm iterator put a box into
@@ -21,8 +23,8 @@ run one after the other, each from segment 0, so they share one); fairseq's dumm
 Checkpoints: fairseq stores ``get_checkpoint_dict()`` with every checkpoint and hands it back to
 ``set_checkpoint_dict`` when training resumes (after restoring the data iterator's position), so
 a run resumed from a mid-epoch checkpoint continues with the training state the segment before
-had left. fairseq saves on rank 0 only: with several data-parallel workers the other workers'
-streams restart from zeros after a resume.
+had left (with ``--state-cache``, with the cache as it was). fairseq saves on rank 0 only: with
+several data-parallel workers the other workers' streams (caches) restart from zeros after a resume.
 """
 import logging
 import os
@@ -38,6 +40,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
 from ..modules.options import check, check_positive_int, check_range
+from .state_cache import StateCache, collate_blocks, worker_blocks
 from .state_carrier import StateBox, StateCarrier
 from .streams import collate_segment, concatenate_lines, worker_segments
 
@@ -59,6 +62,10 @@ class DuRNNLanguageModelingConfig(FairseqDataclass):
     shuffle_streams: bool = field(default=False, metadata={
         "help": "training only: each epoch, rotate the split by a random offset and deal the "
                 "streams to rows and groups in a random order (seeded by --seed and the epoch)"})
+    state_cache: bool = field(default=False, metadata={
+        "help": "training only: shuffled blocks, as language_modeling takes them, each starting "
+                "from the final state its preceding block reached when it was last trained "
+                "(kept in a cache; zeros until then); replaces --stream-groups/--shuffle-streams"})
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
 
@@ -69,9 +76,14 @@ class DuRNNLanguageModelingTask(FairseqTask):
         super().__init__(cfg)
         check_range("state_reset_prob", cfg.state_reset_prob, 0, 1)
         check_positive_int("stream_groups", cfg.stream_groups)
+        check(not cfg.state_cache or (cfg.stream_groups == 1 and not cfg.shuffle_streams
+                                      and cfg.state_reset_prob == 0), "state_cache", True,
+              "only without --stream-groups, --shuffle-streams and --state-reset-prob (it "
+              "replaces them)")
         self.dictionary = dictionary
         self.carriers = {"train": StateCarrier(cfg.state_reset_prob, cfg.seed),
                          "valid": StateCarrier()}
+        self.cache = StateCache() if cfg.state_cache else None
         self.shard = (1, 0)  # (data-parallel workers, this worker), from get_batch_iterator
 
     @classmethod
@@ -111,30 +123,46 @@ class DuRNNLanguageModelingTask(FairseqTask):
         """Segment batches of this worker's streams, in order: ``max_sentences`` (fairseq's
         batch size) streams per worker, else ``max_tokens // tokens_per_sample``; for the
         training split in ``--stream-groups`` groups taken in turn, and with
-        ``--shuffle-streams`` rotated and dealt out anew for each ``epoch``."""
+        ``--shuffle-streams`` rotated and dealt out anew for each ``epoch``; with
+        ``--state-cache``, the training split's blocks of this worker in ``epoch``'s order."""
         T = self.cfg.tokens_per_sample
         self.shard = (num_shards, shard_id)
         B = max_sentences or max(1, (max_tokens or T) // T)
         train = dataset is self.datasets.get(self.cfg.train_subset)
+        if train and self.cache is not None:
+            blocks = worker_blocks(dataset, B, T, num_shards, shard_id,
+                                   self.cfg.seed * 100_003 + epoch)
+            self.cache.ensure(blocks.num_blocks)
+            return self._batches(blocks, collate_blocks, num_workers, epoch, data_buffer_size)
         shuffle_seed = (self.cfg.seed * 100_003 + epoch
                         if train and self.cfg.shuffle_streams else None)
         segments = worker_segments(dataset, B, T, num_shards, shard_id,
                                    self.cfg.stream_groups if train else 1, shuffle_seed)
+        return self._batches(segments, collate_segment, num_workers, epoch, data_buffer_size)
+
+    @staticmethod
+    def _batches(dataset, collate, num_workers, epoch, data_buffer_size):
+        """fairseq's iterator over ``dataset``, whose items are whole batches, in order."""
         return iterators.EpochBatchIterator(
-            dataset=segments, collate_fn=collate_segment,
-            batch_sampler=[[k] for k in range(len(segments))], num_workers=num_workers,
-            epoch=epoch, buffer_size=data_buffer_size, disable_shuffling=True,
-            persistent_workers=False)
+            dataset=dataset, collate_fn=collate, batch_sampler=[[k] for k in range(len(dataset))],
+            num_workers=num_workers, epoch=epoch, buffer_size=data_buffer_size,
+            disable_shuffling=True, persistent_workers=False)
 
     def _attach(self, sample, mode: str) -> None:
-        """Put the box of ``sample``'s segment into its ``net_input`` (``mode``: train / valid)."""
-        box = self.carriers[mode].box_for(sample["segment"], sample["group"])
+        """Put the box of ``sample``'s segment (or blocks) into its ``net_input`` (``mode``:
+        train / valid)."""
+        if "blocks" in sample:
+            box = self.cache.box_for(sample["blocks"])
+        else:
+            box = self.carriers[mode].box_for(sample["segment"], sample["group"])
         sample["net_input"]["carried_state"] = box.to(sample["net_input"]["src_tokens"].device)
 
     def get_checkpoint_dict(self):
         """What fairseq saves with a checkpoint: this worker's training carrier (stream
-        position, carried state, reset generator) and which worker it belongs to."""
-        return {type(self).__name__: {"shard": list(self.shard),
+        position, carried state, reset generator), its state cache (``--state-cache``) and which
+        worker they belong to."""
+        cache = None if self.cache is None or self.cache.filled is None else self.cache.state_dict()
+        return {type(self).__name__: {"shard": list(self.shard), "cache": cache,
                                       "train": self.carriers["train"].state_dict()}}
 
     def set_checkpoint_dict(self, saved):
@@ -142,13 +170,18 @@ class DuRNNLanguageModelingTask(FairseqTask):
         same number of workers); other workers start from zeros."""
         if tuple(saved["shard"]) == self.shard:
             self.carriers["train"].load_state_dict(saved["train"])
+            if self.cache is not None and saved.get("cache") is not None:
+                self.cache.load_state_dict(saved["cache"])
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if ignore_grad:  # a dummy batch: fairseq replays the first batch with zero weight
             sample["net_input"]["carried_state"] = StateBox()
         else:
             self._attach(sample, "train")
-        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+        result = super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+        if "blocks" in sample and not ignore_grad:
+            self.cache.store(sample["blocks"], sample["net_input"]["carried_state"])
+        return result
 
     def valid_step(self, sample, model, criterion):
         self._attach(sample, "valid")

@@ -71,8 +71,8 @@ validation loss among all validations), valid and test:
 Perplexity is per token, ``</s>`` included, ``<unk>`` counted as a word (as in run_brown.sh).
 
 ``--tbptt-options "..."`` appends fairseq-train options to the ``durnn-tbptt`` run only (e.g.
-``--stream-groups 64 --shuffle-streams``, which tied stateless training on Brown; the README
-lists what was tried). ``--durnn-options "..."`` does the same for the stateless ``durnn`` run
+``--stream-groups 64 --shuffle-streams`` or ``--state-cache``, which both tied stateless training
+on Brown; the README lists what was tried). ``--durnn-options "..."`` does the same for the stateless ``durnn`` run
 (e.g. ``--u-gamma 1.0``, so both durnn runs have the same bound).
 
 Outputs in ``examples/language_model/work/compare/`` (``--work``): ``<run>/train.log`` (the
@@ -357,7 +357,7 @@ def main():
     ap.add_argument("--skip-train", action="store_true", help="reuse existing runs in --work")
     ap.add_argument("--count-only", action="store_true")
     ap.add_argument("--tbptt-options", default="",
-                    help="more fairseq-train options for durnn-tbptt, e.g. '--stream-groups 4'")
+                    help="more fairseq-train options for durnn-tbptt, e.g. '--state-cache'")
     ap.add_argument("--durnn-options", default="",
                     help="more fairseq-train options for the stateless durnn run, e.g. '--u-gamma 1.0'")
     ap.add_argument("--concurrent", action="store_true",
