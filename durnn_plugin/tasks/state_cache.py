@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..modules.options import OneLineError
 from .state_carrier import StateBox
-from .streams import split_streams
+from .streams import language_model_sample, split_streams
 
 
 class ShuffledBlocks(torch.utils.data.Dataset):
@@ -66,16 +66,7 @@ def worker_blocks(tokens: Tensor, batch_size: int, tokens_per_sample: int, num_s
 def collate_blocks(items) -> Dict:
     """One item of :class:`ShuffledBlocks` -> a fairseq sample whose ``blocks`` name its rows."""
     (blocks, source, target), = items
-    B, T = source.shape
-    return {
-        "id": blocks,
-        "blocks": blocks,
-        "nsentences": B,
-        "ntokens": B * T,
-        "net_input": {"src_tokens": source.contiguous(),
-                      "src_lengths": torch.full((B,), T, dtype=torch.long)},
-        "target": target.contiguous(),
-    }
+    return language_model_sample(blocks, source, target, blocks=blocks)
 
 
 class StateCache:

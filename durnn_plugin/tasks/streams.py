@@ -101,11 +101,16 @@ def collate_segment(items) -> Dict:
     ``segment`` and ``group`` indices let the task check that the carried state belongs to the
     group's previous segment."""
     (k, g, source, target, ids), = items
+    return language_model_sample(ids, source, target, segment=k, group=g)
+
+
+def language_model_sample(ids: Tensor, source: Tensor, target: Tensor, **extra) -> Dict:
+    """Rows ``ids (B,)`` of source and target tokens ``(B, T)``, none padded -> a fairseq
+    sample, with the ``extra`` entries the task reads (which segment or blocks it holds)."""
     B, T = source.shape
     return {
         "id": ids,
-        "segment": k,
-        "group": g,
+        **extra,
         "nsentences": B,
         "ntokens": B * T,
         "net_input": {"src_tokens": source.contiguous(),
