@@ -129,13 +129,12 @@ class DuRNNLanguageModelingTask(FairseqTask):
         self.shard = (num_shards, shard_id)
         B = max_sentences or max(1, (max_tokens or T) // T)
         train = dataset is self.datasets.get(self.cfg.train_subset)
+        epoch_seed = self.cfg.seed * 100_003 + epoch
         if train and self.cache is not None:
-            blocks = worker_blocks(dataset, B, T, num_shards, shard_id,
-                                   self.cfg.seed * 100_003 + epoch)
+            blocks = worker_blocks(dataset, B, T, num_shards, shard_id, epoch_seed)
             self.cache.ensure(blocks.num_blocks)
             return self._batches(blocks, collate_blocks, num_workers, epoch, data_buffer_size)
-        shuffle_seed = (self.cfg.seed * 100_003 + epoch
-                        if train and self.cfg.shuffle_streams else None)
+        shuffle_seed = epoch_seed if train and self.cfg.shuffle_streams else None
         segments = worker_segments(dataset, B, T, num_shards, shard_id,
                                    self.cfg.stream_groups if train else 1, shuffle_seed)
         return self._batches(segments, collate_segment, num_workers, epoch, data_buffer_size)
