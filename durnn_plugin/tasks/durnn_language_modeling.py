@@ -160,7 +160,7 @@ class DuRNNLanguageModelingTask(FairseqTask):
         """What fairseq saves with a checkpoint: this worker's training carrier (stream
         position, carried state, reset generator), its state cache (``--state-cache``) and which
         worker they belong to."""
-        cache = None if self.cache is None or self.cache.filled is None else self.cache.state_dict()
+        cache = None if self.cache is None else self.cache.state_dict()
         return {type(self).__name__: {"shard": list(self.shard), "cache": cache,
                                       "train": self.carriers["train"].state_dict()}}
 

@@ -90,8 +90,9 @@ class StateCache:
         rows = previous.clamp(min=0)
         has = (previous >= 0) & self.filled[rows]
         if self.states is not None and bool(has.any()):
-            missing = ~has.to(self.states[0][0].device).view(1, -1, 1)
-            box.state = [tuple(t[:, rows.to(t.device)].masked_fill(missing, 0) for t in layer)
+            device = self.states[0][0].device
+            missing, rows = ~has.to(device).view(1, -1, 1), rows.to(device)
+            box.state = [tuple(t[:, rows].masked_fill(missing, 0) for t in layer)
                          for layer in self.states]
         return box
 
@@ -102,13 +103,18 @@ class StateCache:
             K = self.filled.numel()
             self.states = [tuple(t.new_zeros(t.shape[0], K, t.shape[2]) for t in layer)
                            for layer in box.state]
+        device = self.states[0][0].device
+        index = blocks.to(device)
         for entries, final in zip(self.states, box.state):
             for entry, t in zip(entries, final):
-                entry[:, blocks.to(entry.device)] = t.to(entry.device)
+                entry[:, index] = t.to(device)
         self.filled[blocks] = True
 
-    def state_dict(self) -> Dict:
-        """Tensors on the CPU and lists only (torch's weights-only loader reads them back)."""
+    def state_dict(self) -> Optional[Dict]:
+        """Tensors on the CPU and lists only (torch's weights-only loader reads them back);
+        ``None`` before :meth:`ensure` sized the cache."""
+        if self.filled is None:
+            return None
         states = None if self.states is None else [[t.cpu() for t in l] for l in self.states]
         return {"filled": self.filled, "states": states}
 
