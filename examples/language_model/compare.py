@@ -71,9 +71,10 @@ validation loss among all validations), valid and test:
 Perplexity is per token, ``</s>`` included, ``<unk>`` counted as a word (as in run_brown.sh).
 
 ``--tbptt-options "..."`` appends fairseq-train options to the ``durnn-tbptt`` run only (e.g.
-``--stream-groups 64 --shuffle-streams`` or ``--state-cache``, which both tied stateless training
-on Brown; the README lists what was tried). ``--durnn-options "..."`` does the same for the stateless ``durnn`` run
-(e.g. ``--u-gamma 1.0``, so both durnn runs have the same bound).
+``--stream-groups 64 --shuffle-streams`` or ``--state-cache``, which both tie stateless training
+on Brown with 128-token segments; with ``--tokens-per-sample 32`` or ``64`` added to both runs
+``--state-cache`` wins; the README lists what was tried). ``--durnn-options "..."`` does the same
+for the stateless ``durnn`` run (e.g. ``--u-gamma 1.0``, so both durnn runs have the same bound).
 
 Outputs in ``examples/language_model/work/compare/`` (``--work``): ``<run>/train.log`` (the
 whole fairseq-train output), ``<run>/valid.tsv`` (seconds, updates, valid ppl),
