@@ -1,6 +1,6 @@
 """One-line errors on the command line.
 
-A :class:`~durnn_plugin.modules.options.OneLineError` (an invalid option value, a bad data row, a
+A :class:`~durnn_plugin.errors.OneLineError` (an invalid option value, a bad data row, a
 checkpoint that does not fit the model, data too small for the task) that reaches the top of a fairseq command
 prints as one line (``fairseq-train: error: invalid --short-rho=1.2: must be in (0, 1)``) and
 exits with status 2, like argparse. This also holds when fairseq wraps it in an exception of its
@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Optional
 
-from .modules.options import OneLineError
+from .errors import OneLineError
 
 
 def one_line_error(error: Optional[BaseException]) -> Optional[OneLineError]:

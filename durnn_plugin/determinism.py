@@ -21,7 +21,7 @@ from typing import Mapping
 
 import torch
 
-from .modules.options import OneLineError
+from .errors import OneLineError
 
 VARIABLE = "DURNN_DETERMINISTIC"
 

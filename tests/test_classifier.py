@@ -5,7 +5,7 @@ import torch
 from classify_runs import (TINY, common_train_args, load_example, run_train, token_task,
                            write_topics)
 from durnn_plugin.models.durnn_classifier import DuRNNClassifier, DuRNNClassifierConfig
-from durnn_plugin.modules.options import InvalidOptionError
+from durnn_plugin.errors import InvalidOptionError
 from durnn_plugin.modules.pooling import pool
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from durnn_plugin import determinism
-from durnn_plugin.modules.options import OneLineError
+from durnn_plugin.errors import OneLineError
 from fairseq_runs import REPO, preprocess_lm
 from reliability_runs import parameters, results, train_argv, train_in_process
 

@@ -18,8 +18,8 @@ import torch
 
 from torch import nn
 
-from durnn_plugin.modules.options import OneLineError
-from durnn_plugin.modules.state_dict_check import CheckpointMismatchError, check_state_dict_fits
+from durnn_plugin.errors import OneLineError
+from durnn_plugin.models.state_dict_check import CheckpointMismatchError, check_state_dict_fits
 from fairseq import checkpoint_utils
 from fairseq_runs import PLUGIN, preprocess_lm
 from reliability_runs import binarize, run_tool, train_argv, train_in_process

@@ -10,7 +10,7 @@ import soundfile as sf
 import yaml
 
 import speech_runs
-from durnn_plugin.modules.options import InvalidDataError
+from durnn_plugin.errors import InvalidDataError
 from durnn_plugin.tasks.durnn_speech_to_text import min_source_frames
 from durnn_plugin.tasks.s2t_manifest import check_manifest, checked_rows, subsampler_receptive_field
 

@@ -11,7 +11,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq_cli import eval_lm, train
 
 from durnn_plugin.modules import InvalidOptionError
-from durnn_plugin.modules.options import OneLineError
+from durnn_plugin.errors import OneLineError
 from durnn_plugin.tasks.state_cache import StateCache, worker_blocks
 from durnn_plugin.tasks.state_carrier import StateBox, StateCarrier
 from durnn_plugin.tasks.streams import shuffled_streams, split_streams

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from classify_runs import TINY, common_train_args, run_train, write_pixels
-from durnn_plugin.modules.options import InvalidOptionError
+from durnn_plugin.errors import InvalidOptionError
 from durnn_plugin.tasks.adding_problem import AddingProblemConfig, AddingProblemTask
 from durnn_plugin.tasks.idx_files import read_idx, write_idx
 from durnn_plugin.tasks.pixel_sequence import (PixelSequenceConfig, PixelSequenceTask,

@@ -30,7 +30,7 @@ from fairseq.models import FairseqEncoder, FairseqEncoderModel, register_model
 from fairseq.models.roberta.model import RobertaClassificationHead
 
 from ..modules import RecurrentStack, StackOptions
-from ..modules.options import check, check_choice, check_positive_int, check_range
+from ..errors import check, check_choice, check_positive_int, check_range
 from ..modules.pooling import POOLINGS, pool
 from .stack_updates import RecurrentStackModel, log_statistics
 

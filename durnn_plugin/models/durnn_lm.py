@@ -23,8 +23,8 @@ from fairseq.modules import AdaptiveSoftmax
 from fairseq.utils import safe_getattr
 
 from ..modules import RecurrentStack, StackOptions
-from ..modules.options import check, check_positive_int, check_range
-from ..modules.state_dict_check import check_state_dict_fits
+from ..errors import check, check_positive_int, check_range
+from .state_dict_check import check_state_dict_fits
 from .stack_state import StackStateDecoder, right_padded_lengths
 from .stack_updates import RecurrentStackModel
 

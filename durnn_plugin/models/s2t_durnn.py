@@ -16,7 +16,7 @@ from typing import Any, List
 from fairseq.models import register_model, register_model_architecture
 from fairseq.utils import safe_getattr
 
-from ..modules.options import check, check_positive_int
+from ..errors import check, check_positive_int
 from .durnn_encoder import SpeechFrontEnd
 from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel, small_architecture
 

@@ -16,7 +16,7 @@ from fairseq.models import FairseqEncoderDecoderModel
 from fairseq.utils import safe_getattr
 
 from ..modules import StackOptions
-from ..modules.options import InvalidOptionError, check_positive_int, check_range
+from ..errors import InvalidOptionError, check_positive_int, check_range
 from .durnn_decoder import DuRNNDecoder
 from .durnn_encoder import DuRNNEncoder
 from .stack_updates import RecurrentStackModel

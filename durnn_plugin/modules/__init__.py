@@ -3,7 +3,7 @@ from .cell_base import RecurrentCell
 from .dilated import Dilated
 from .durnn_cell import DuRNNCell
 from .indrnn_cell import IndRNNCell
-from .options import InvalidOptionError
+from ..errors import InvalidOptionError
 from .stack import RecurrentStack, record_internals, reverse_padded
 from .stack_options import StackOptions
 from .torch_rnn_cell import TorchRNNCell

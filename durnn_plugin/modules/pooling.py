@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .options import check_choice
+from ..errors import check_choice
 
 POOLINGS = ("mean", "last")
 

@@ -30,7 +30,7 @@ from .dilated import Dilated
 from .durnn_cell import DuRNNCell
 from .indrnn_cell import IndRNNCell
 from .norms import build_norm
-from .options import OneLineError
+from ..errors import OneLineError
 from .shared_dropout import SharedDropout
 from .stack_options import BLOCKS, StackOptions
 from .torch_rnn_cell import TorchRNNCell

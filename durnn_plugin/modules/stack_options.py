@@ -10,7 +10,7 @@ from typing import List, Optional
 
 from .durnn_cell import LONG_INPUTS, MODULE_OUTPUTS, SELECTIONS, SHORT_ACTIVATIONS
 from .norms import NORMS
-from .options import check, check_choice, check_positive_int, check_range
+from ..errors import check, check_choice, check_positive_int, check_range
 
 CELLS = ("durnn", "indrnn", "lstm", "gru")
 BLOCKS = ("post-norm", "residual", "dense")

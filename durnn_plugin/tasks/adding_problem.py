@@ -21,7 +21,7 @@ from omegaconf import II
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import register_task
 
-from ..modules.options import check_positive_int, check
+from ..errors import check_positive_int, check
 from .value_sequences import ValueSequenceDataset, ValueSequenceTask
 
 SPLITS = {"train": 0, "valid": 1, "test": 2}

@@ -39,7 +39,7 @@ from fairseq.data import Dictionary, data_utils, iterators
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
-from ..modules.options import check, check_positive_int, check_range
+from ..errors import check, check_positive_int, check_range
 from .state_cache import StateCache, collate_blocks, worker_blocks
 from .state_carrier import StateBox, StateCarrier
 from .streams import collate_segment, concatenate_lines, worker_segments

@@ -22,7 +22,7 @@ from fairseq.data.audio.speech_to_text_dataset import SpeechToTextDatasetCreator
 from fairseq.tasks import register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
 
-from ..modules.options import check_positive_int
+from ..errors import check_positive_int
 from .s2t_manifest import checked_rows, subsampler_receptive_field
 
 

@@ -23,7 +23,7 @@ from omegaconf import II
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import register_task
 
-from ..modules.options import InvalidOptionError, check, check_positive_int
+from ..errors import InvalidOptionError, check, check_positive_int
 from .idx_files import read_idx
 from .value_sequences import (InvalidDataRow, ValueSequenceDataset, ValueSequenceTask,
                               check_finite_rows)

@@ -7,7 +7,7 @@ allowed:
 - *skipped, with a warning* (the rest of the split is used): an empty ``tgt_text``, and a
   feature matrix shorter than ``min_frames`` (the convolutional subsampler's receptive field,
   :func:`subsampler_receptive_field`);
-- *an error* (:class:`~durnn_plugin.modules.options.InvalidDataError`, raised after every row has
+- *an error* (:class:`~durnn_plugin.errors.InvalidDataError`, raised after every row has
   been checked, so all such rows are listed): ``audio`` that is missing, unreadable or not a
   feature matrix / sound file, and ``n_frames`` that is not an integer or differs from the file.
   These point at a broken data directory, which silently dropping rows would hide.
@@ -27,7 +27,7 @@ import soundfile as sf
 from fairseq.data.audio.audio_utils import (
     FEATURE_OR_SF_AUDIO_FILE_EXTENSIONS, is_npy_data, is_sf_audio_data, read_from_stored_zip)
 
-from ..modules.options import InvalidDataError
+from ..errors import InvalidDataError
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..modules.options import OneLineError
+from ..errors import OneLineError
 from .state_carrier import StateBox
 from .streams import language_model_sample, split_streams
 

@@ -28,7 +28,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..modules.options import OneLineError
+from ..errors import OneLineError
 
 
 def concatenate_lines(lines: Sequence[Tensor], eos: int) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 from fairseq.data import FairseqDataset
 from fairseq.tasks import FairseqTask
 
-from ..modules.options import InvalidDataError, InvalidOptionError
+from ..errors import InvalidDataError, InvalidOptionError
 
 
 class InvalidDataRow(InvalidDataError):

@@ -1,5 +1,6 @@
-"""Validation of layer options and data: one clear line naming the option or data row and what is
-allowed."""
+"""The package's errors for bad input, and the checks that raise them: one clear line naming the
+option or data row and what is allowed. Torch-free and fairseq-free (``modules`` imports it);
+``cli_errors`` prints these errors as one line on the command line."""
 from typing import Any, Iterable
 
 

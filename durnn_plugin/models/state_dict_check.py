@@ -9,7 +9,7 @@ from typing import Iterable, Mapping
 
 from torch import Tensor, nn
 
-from .options import OneLineError
+from ..errors import OneLineError
 
 
 class CheckpointMismatchError(OneLineError):
