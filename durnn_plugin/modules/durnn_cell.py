@@ -48,7 +48,7 @@ SHORT_ACTIVATIONS = ("relu", "tanh")
 
 
 class DuRNNCell(RecurrentCell):
-    def __init__(self, input_size: int, short_size: int, long_size: int, u_bound: float,
+    def __init__(self, input_size: int, short_size: int, long_size: int, *, u_bound: float,
                  u_init_low: float = 0.0, short_rho: float = 0.9, short_activation: str = "relu",
                  selection: str = "input+short", long_input: str = "selected",
                  module_output: str = "concat", u_floor: float = 0.0,

@@ -42,9 +42,11 @@ def build_cell(opts: StackOptions, input_size: int, last: bool) -> RecurrentCell
     floor = low if opts.u_last_clamp else 0.0
     if opts.cell == "durnn":
         short, long = opts.short_and_long_sizes()
-        return DuRNNCell(input_size, short, long, bound, low, opts.short_rho, opts.short_activation,
-                         opts.selection, opts.long_input, opts.module_output, floor,
-                         opts.long_input_init_std)
+        return DuRNNCell(input_size, short, long, u_bound=bound, u_init_low=low,
+                         short_rho=opts.short_rho, short_activation=opts.short_activation,
+                         selection=opts.selection, long_input=opts.long_input,
+                         module_output=opts.module_output, u_floor=floor,
+                         long_input_std=opts.long_input_init_std)
     if opts.cell == "indrnn":
         return IndRNNCell(input_size, opts.hidden_size, bound, low, floor, opts.long_input_init_std)
     return TorchRNNCell(opts.cell, input_size, opts.hidden_size)

@@ -42,7 +42,7 @@ def layer_table(args, N: int) -> None:
             bound = 2.0 ** (1 / T)
             layers = {
                 "IndRNN": IndRNNCell(N, N, bound),
-                "DuRNN": DuRNNCell(N, N // 4, N - N // 4, bound),
+                "DuRNN": DuRNNCell(N, N // 4, N - N // 4, u_bound=bound),
                 "LSTM": torch.nn.LSTM(N, N),
                 "GRU": torch.nn.GRU(N, N),
             }

@@ -31,7 +31,7 @@ def main():
     layers = {
         "nn.LSTM": torch.nn.LSTM(N, N),
         "IndRNN": IndRNNCell(N, N, bound),
-        f"DuRNN (N_s={N // 4})": DuRNNCell(N, N // 4, N - N // 4, bound),
+        f"DuRNN (N_s={N // 4})": DuRNNCell(N, N // 4, N - N // 4, u_bound=bound),
     }
     x = torch.randn(T, B, N, requires_grad=True)
     print(f"fwd+bwd, T={T} B={B} N={N}, fp32, CPU: {header('cpu')}")
