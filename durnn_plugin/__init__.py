@@ -14,6 +14,7 @@ else:
     from . import cli_errors, criterions, models, safe_checkpoints, tasks  # noqa: F401
 
     cli_errors.install()
+    cli_errors.check_environment()  # a bad DURNN_BACKEND: one line, before any data or model
     safe_checkpoints.allow_fairseq_namespace()
 
 determinism.apply_from_environment()  # after the hook: a bad value prints as one line
