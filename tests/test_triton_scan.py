@@ -22,6 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in multiply
 from durnn_plugin.ops import (  # noqa: E402
     choose_backend, indrnn_loop, indrnn_recurrence, indrnn_reference, indrnn_triton, last_states,
 )
+from durnn_plugin.ops.indrnn_scan import chunk_length  # noqa: E402
 from triton_cases import (  # noqa: E402,F401  (device: the fixture)
     DEVICES, TOLS, assert_near, device, make_inputs,
 )
@@ -80,7 +81,7 @@ def test_scan_kernels_by_sign_of_u(device, u_range):
 def test_large_negative_u_caps_the_chunk(device):
     """u = -3 keeps h bounded while u^K overflows fp32 for K > 80: the chunk is capped (K < 70)
     so the chunk maps stay finite; the long chunk asked for becomes several."""
-    assert scan_module.chunk_length(300, torch.tensor([-3.0]), torch.float32, chunk=1000) < 70
+    assert chunk_length(300, torch.tensor([-3.0]), torch.float32, chunk=1000) < 70
     g = torch.Generator().manual_seed(5)
     a = torch.randn(150, 1, 4, generator=g)
     a[:, :, 3] -= 3.0  # the u = 2 column: mostly reset to zero, so it stays finite
@@ -92,9 +93,9 @@ def test_large_negative_u_caps_the_chunk(device):
 
 def test_default_chunk_length():
     u = torch.tensor([0.5, -0.9])
-    assert [scan_module.chunk_length(T, u, torch.float32) for T in (0, 1, 3, 100, 4096, 65536)] == \
+    assert [scan_module.default_chunk(T) for T in (0, 1, 3, 100, 4096, 65536)] == \
         [1, 1, 2, 8, 64, 256]
-    assert scan_module.chunk_length(5, u, torch.float32, chunk=16) == 5  # at most T
+    assert chunk_length(5, u, torch.float32, chunk=16) == 5  # at most T
 
 
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
@@ -117,7 +118,7 @@ def test_longer_sequence_default_chunks_match_the_loop(device):
     loop: the chunk start states' rounding stays at the loop's own level."""
     g = torch.Generator().manual_seed(7)
     T = 512
-    assert scan_module.chunk_length(T, torch.ones(1), torch.float32) == 16
+    assert chunk_length(T, torch.ones(1), torch.float32, scan_module.default_chunk(T)) == 16
     a = torch.randn(T, 1, 4, generator=g)
     u = torch.tensor([0.9999, -0.9, 0.5, -0.2])
     h0 = torch.rand(1, 1, 4, generator=g)

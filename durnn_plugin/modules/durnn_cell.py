@@ -36,7 +36,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..ops import indrnn_recurrence, last_states, short_rnn_loop
+from ..ops import indrnn_recurrence, last_states, short_rnn_recurrence
 from .cell_base import RecurrentCell, State
 from .constraints import clamp_recurrent, spectral_norm, spectral_project, spectral_scale
 from .indrnn_cell import input_weight, recurrent_weight_statistics, uniform_weight
@@ -80,17 +80,9 @@ class DuRNNCell(RecurrentCell):
     def short_term(self, x: Tensor, s0: Tensor) -> Tensor:
         """s: ``(T, B, N_s)`` from x ``(T, B, D)`` and s0 ``(1, B, N_s)``."""
         U = spectral_scale(self.U_s, self.short_rho)
-        if not x.is_cuda:
-            p = nn.functional.linear(x, self.W_s, self.b_s)
-            return short_rnn_loop(p, U, s0[0], self.short_activation)
-        rnn = torch.rnn_relu if self.short_activation == "relu" else torch.rnn_tanh
-        # cuDNN's bf16 RNN is slower than its fp32 one (H100, T = 1024, B = 64, N_s = 256:
-        # README, GPU speed), so bf16 runs the short-term recurrence in fp32 and casts back.
-        dtype = torch.float32 if x.dtype == torch.bfloat16 else x.dtype
-        params = [p.to(dtype) for p in (self.W_s, U, self.b_s, torch.zeros_like(self.b_s))]
-        s = rnn(x.to(dtype), s0.to(dtype).contiguous(), params, True, 1, 0.0, self.training,
-                False, False)[0]
-        return s.to(x.dtype)
+        # the implementation (CPU loop, cuDNN, Triton) is chosen per call: ops/dispatch.py
+        return short_rnn_recurrence(x, self.W_s, self.b_s, U, s0[0], self.short_activation,
+                                    self.training)
 
     def selection_gate(self, s: Tensor, x_gate: Optional[Tensor]) -> Optional[Tensor]:
         """``g = σ(x_gate + V_g s + b_g)`` over all positions ``(T, B, N_s)``; ``None`` when

@@ -1,6 +1,8 @@
-"""Choose an IndRNN recurrence implementation per call.
+"""Choose the recurrence implementations per call: the IndRNN recurrence and the DuRNN short-term
+recurrence.
 
-``DURNN_BACKEND`` selects one:
+``DURNN_BACKEND`` is a comma-separated list with at most one IndRNN name and at most one
+``short=NAME`` item; an op not named uses ``auto``. IndRNN names:
 
 * ``auto`` (default): the fastest path that can run on the tensors (rule below);
 * ``reference``: the autograd loop (ground truth, slow);
@@ -9,7 +11,20 @@
 * ``scan``: the exact chunked parallel-in-time scan in torch (any device);
 * ``triton_scan``: the same chunked scan as Triton kernels (where ``triton`` runs).
 
-``auto``, with ``C = d·B·N`` columns and ``S = ceil(T/d)`` sequential steps of the dilated view:
+Short-term names (``s_t = φ(W_s x_t + b_s + U_s s_{t-1})``, :func:`short_rnn_recurrence`):
+
+* ``short=auto`` (default): ``cudnn`` for CUDA tensors, else ``cpu``;
+* ``short=cpu``: one GEMM for all ``W_s x_t``, then the custom-function loop over time
+  (:mod:`.short_rnn_cpu`; any device);
+* ``short=cudnn``: ``torch.rnn_relu`` / ``rnn_tanh`` (:mod:`.short_rnn_cudnn`; cuDNN on CUDA, bf16
+  run in fp32; on the CPU torch's own kernel with its O(T²) backward);
+* ``short=triton``: one GEMM, then the fused Triton kernels (:mod:`.short_rnn_triton`; where
+  ``triton`` runs). Not chosen by ``auto``: it has not been timed on a GPU yet.
+
+Example: ``DURNN_BACKEND=triton,short=triton``.
+
+IndRNN ``auto``, with ``C = d·B·N`` columns and ``S = ceil(T/d)`` sequential steps of the dilated
+view:
 
 * CUDA tensors, triton importable, dtype fp32/bf16/fp16/fp64 → ``triton_scan`` if
   ``C ≤ TRITON_SCAN_MAX_COLUMNS`` and ``S ≥ TRITON_SCAN_MIN_STEPS``, else ``triton``;
@@ -28,19 +43,23 @@ thread (C = 128: 4.4-4.7x, C = 512: 1.2-1.3x) and with 2 (C = 128: 1.3-3.3x, C =
 whole-tensor ops stall when the cores are shared).
 
 A backend forced through ``DURNN_BACKEND`` that cannot run raises one line, e.g.
-``DURNN_BACKEND=triton cannot run here: tensors are on cpu and TRITON_INTERPRET is not set``.
+``DURNN_BACKEND=triton cannot run here: tensors are on cpu and TRITON_INTERPRET is not set``
+(``DURNN_BACKEND=short=triton cannot run here: ...`` for the short-term op).
 Nothing is compiled or imported from triton at import time.
 """
 import os
-from typing import Optional
+from typing import Dict, Optional
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from .indrnn_cpu import indrnn_loop
 from .indrnn_reference import indrnn_reference
 from .indrnn_scan import indrnn_scan
 from .indrnn_triton import indrnn_triton
 from .indrnn_triton_scan import indrnn_triton_scan
+from .short_rnn_cpu import short_rnn_loop
+from .short_rnn_cudnn import short_rnn_cudnn
+from .short_rnn_triton import short_rnn_triton
 from .triton_support import cannot_run_reason
 
 BACKENDS = {
@@ -51,6 +70,8 @@ BACKENDS = {
     "triton_scan": indrnn_triton_scan,
 }
 BACKEND_NAMES = ("auto",) + tuple(sorted(BACKENDS))
+SHORT_BACKEND_NAMES = ("auto", "cpu", "cudnn", "triton")
+SHORT_PREFIX = "short="
 ENV_VAR = "DURNN_BACKEND"
 
 SCAN_MAX_COLUMNS = 512  # d·B·N, CPU
@@ -60,12 +81,36 @@ TRITON_SCAN_MIN_STEPS = 4096  # ceil(T/d), CUDA
 TRITON_BACKENDS = ("triton", "triton_scan")
 
 
+def forced_backends() -> Dict[str, str]:
+    """``{"indrnn": name, "short": name}`` from ``DURNN_BACKEND`` (``auto`` where not named);
+    raises one line naming the allowed values."""
+    names = {"indrnn": "auto", "short": "auto"}
+    named = set()
+    for item in os.environ.get(ENV_VAR, "").split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        if item.startswith(SHORT_PREFIX):
+            op, name, allowed = "short", item[len(SHORT_PREFIX):], SHORT_BACKEND_NAMES
+            if name not in allowed:
+                raise ValueError(f"{ENV_VAR}: {item!r} is not a short-term backend here; allowed: "
+                                 f"{', '.join(SHORT_PREFIX + n for n in allowed)}")
+        else:
+            op, name = "indrnn", item
+            if name not in BACKEND_NAMES:
+                raise ValueError(f"{ENV_VAR}={name!r} is not a backend here; allowed: "
+                                 f"{', '.join(BACKEND_NAMES)}")
+        if op in named:
+            raise ValueError(f"{ENV_VAR}={os.environ[ENV_VAR]!r} names two {op} backends; name "
+                             f"at most one")
+        named.add(op)
+        names[op] = name
+    return names
+
+
 def selected_backend() -> str:
-    """The backend named by ``DURNN_BACKEND``; raises one line naming the allowed values."""
-    name = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
-    if name not in BACKEND_NAMES:
-        raise ValueError(f"{ENV_VAR}={name!r} is not a backend here; allowed: {', '.join(BACKEND_NAMES)}")
-    return name
+    """The IndRNN backend named by ``DURNN_BACKEND`` (``auto`` if none)."""
+    return forced_backends()["indrnn"]
 
 
 def scan_pays_off(a: Tensor, dilation: int, max_columns: int, min_steps: int) -> bool:
@@ -97,3 +142,30 @@ def indrnn_recurrence(a: Tensor, u: Tensor, h0: Optional[Tensor] = None, dilatio
     """``h_t = relu(a_t + u ⊙ h_{t-d})`` for a ``(T, B, N)``, u ``(N,)``, h0 ``(d, B, N)`` or
     ``None`` (zeros). Returns h ``(T, B, N)``; the final state is ``last_states(h0, h, ...)``."""
     return BACKENDS[choose_backend(a, dilation)](a, u, h0, dilation)
+
+
+def choose_short_backend(x: Tensor) -> str:
+    """The short-term backend (``cpu``, ``cudnn`` or ``triton``) a call on x will use under the
+    current ``DURNN_BACKEND``; raises a one-line ``RuntimeError`` if ``short=triton`` is forced and
+    cannot run on x."""
+    name = forced_backends()["short"]
+    if name == "triton":
+        reason = cannot_run_reason(x)
+        if reason is not None:
+            raise RuntimeError(f"{ENV_VAR}={SHORT_PREFIX}triton cannot run here: {reason}")
+    if name != "auto":
+        return name
+    return "cudnn" if x.device.type == "cuda" else "cpu"
+
+
+def short_rnn_recurrence(x: Tensor, W: Tensor, b: Tensor, U: Tensor, s0: Tensor,
+                         activation: str = "relu", training: bool = True) -> Tensor:
+    """``s_t = φ(W x_t + b + s_{t-1} Uᵀ)`` for x ``(T, B, D)``, W ``(N, D)``, b ``(N,)``, U
+    ``(N, N)``, s0 ``(B, N)``; returns s ``(T, B, N)`` in x's dtype. ``training`` is cuDNN's
+    ``train`` flag (the other backends ignore it)."""
+    name = choose_short_backend(x)
+    if name == "cudnn":
+        return short_rnn_cudnn(x, W, b, U, s0, activation, training)
+    p = nn.functional.linear(x, W, b)
+    op = short_rnn_triton if name == "triton" else short_rnn_loop
+    return op(p, U.to(p.dtype), s0.to(p.dtype), activation)

@@ -31,10 +31,10 @@ Backward (``m_t = 1[h_t > 0]``): ``∂a_t = c_t ∂a_{t+1} + b_t`` with ``c_t = 
    ``∂u = Σ ∂a_t ⊙ h_{t-1}`` into row ``k`` of an ``(n, C)`` buffer (summed in torch: no atomics,
    deterministic), and chunk 0 writes ``∂h_{-1} = u ⊙ ∂a_0``.
 
-Chunk length: :func:`chunk_length` picks ``K`` per call in Python (a power of two near
-``sqrt(T)``, capped like :func:`.indrnn_scan.chunk_length` when ``|u| > 1``); ``T``, ``K`` and ``n``
-are runtime arguments marked ``do_not_specialize``, so any length and chunk share one compiled
-kernel per (dtype, BLOCK). The default ``K`` was timed on one H100 only; the auto rule that picks
+Chunk length: ``K`` is picked per call in Python, by default :func:`default_chunk` (a power of
+two near ``sqrt(T)``), capped by :func:`.indrnn_scan.chunk_length` when ``|u| > 1``; ``T``, ``K``
+and ``n`` are runtime arguments marked ``do_not_specialize``, so any length and chunk share one
+compiled kernel per (dtype, BLOCK). The default ``K`` was timed on one H100 only; the auto rule that picks
 this backend on CUDA comes from that measurement: see :mod:`.dispatch`.
 
 With one chunk (``K = T``, :data:`ONE_CHUNK`) the summaries vanish and what runs is the plain
@@ -57,7 +57,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .indrnn_scan import acc_dtype, chunk_length as capped_chunk_length
+from .indrnn_scan import acc_dtype, chunk_length
 from .time_dilation import on_dilated_view
 from .triton_support import (
     acc_type, cannot_run_reason, cdiv, empty_buffer, kernels_for_mode, launch_config,
@@ -67,12 +67,10 @@ _KERNELS: Dict[bool, Tuple[object, ...]] = {}
 ONE_CHUNK = "one chunk"  #: the ``chunk`` of :class:`IndRNNTritonChunks` that makes it sequential
 
 
-def chunk_length(T: int, u: Tensor, dtype: torch.dtype, chunk: Optional[int] = None) -> int:
-    """``chunk``, or by default the power of two nearest ``sqrt(T)`` (the forward's critical path
-    is about ``2K + n`` dependent steps); capped so that ``max|u|^K`` stays finite, at most T."""
-    if chunk is None:
-        chunk = 2 ** round(math.log2(math.sqrt(T))) if T > 1 else 1
-    return capped_chunk_length(T, u, dtype, chunk)
+def default_chunk(T: int) -> int:
+    """The default chunk length: the power of two nearest ``sqrt(T)`` (the forward's critical
+    path is about ``2K + n`` dependent steps); :func:`.indrnn_scan.chunk_length` then caps it."""
+    return 2 ** round(math.log2(math.sqrt(T))) if T > 1 else 1
 
 
 def _build_kernels():
@@ -262,7 +260,7 @@ def _build_kernels():
 
 class IndRNNTritonChunks(torch.autograd.Function):
     """``apply(a, u, h0, chunk, block)`` on the dilated view ``(T', R, N)``: ``chunk`` is K, or
-    ``None`` for :func:`chunk_length`'s default, or :data:`ONE_CHUNK` for ``K = T'`` (no
+    ``None`` for :func:`default_chunk`, or :data:`ONE_CHUNK` for ``K = T'`` (no
     summaries: the plain sequential recurrence, uncapped for ``|u| > 1``)."""
 
     @staticmethod
@@ -273,7 +271,10 @@ class IndRNNTritonChunks(torch.autograd.Function):
         T, R, N = a.shape
         C = R * N
         acc = acc_dtype(a.dtype)
-        K = max(T, 1) if chunk is ONE_CHUNK else chunk_length(T, u, acc, chunk)
+        if chunk is ONE_CHUNK:
+            K = max(T, 1)
+        else:
+            K = chunk_length(T, u, acc, default_chunk(T) if chunk is None else chunk)
         h = empty_buffer(a.shape, a.dtype, a.device)
         uk = u.to(acc).pow(K)  # α of a full chunk
         if T > 0 and C > 0:

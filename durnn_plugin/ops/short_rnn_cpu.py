@@ -61,11 +61,15 @@ class _ShortRNNLoop(torch.autograd.Function):
         for t in range(T - 2, -1, -1):
             torch.addmm(grad_s[t], grad_p[t + 1], U, out=grad_p[t])
             through_activation_(t)
-        N = s.shape[-1]
-        before = torch.cat([s0.unsqueeze(0), s[:-1]]).view(-1, N)
-        grad_U = grad_p.view(-1, N).t().mm(before)
-        grad_s0 = grad_p[0].mm(U)
-        return grad_p, grad_U, grad_s0, None
+        return (grad_p, *weight_and_state_grads(grad_p, s, s0, U), None)
+
+
+def weight_and_state_grads(grad_p: Tensor, s: Tensor, s0: Tensor, U: Tensor):
+    """``(∂U, ∂s0)`` from ``∂p`` ``(T, B, N)`` (T ≥ 1): ``∂U = Σ_t ∂p_tᵀ s_{t-1}`` as one GEMM
+    over all ``T·B`` positions, ``∂s0 = ∂p_0 U``."""
+    N = s.shape[-1]
+    before = torch.cat([s0.unsqueeze(0), s[:-1]]).view(-1, N)
+    return grad_p.view(-1, N).t().mm(before), grad_p[0].mm(U)
 
 
 def short_rnn_loop(p: Tensor, U: Tensor, s0: Tensor, activation: str = "relu") -> Tensor:
