@@ -99,3 +99,32 @@ def test_long_sequence_is_finite():
     h = indrnn_loop(a.requires_grad_(), u.requires_grad_())
     h.sum().backward()
     assert torch.isfinite(h).all() and torch.isfinite(a.grad).all() and torch.isfinite(u.grad).all()
+
+
+@pytest.mark.parametrize("d", [1, 3])
+@pytest.mark.parametrize("backend", ["cpu", "scan"])
+def test_constant_input_follows_the_closed_form_for_100000_steps(backend, d, monkeypatch):
+    """``a_t = c > 0`` and ``0 < u < 1`` keep ``h > 0``, so with ``n_t = ⌊t/d⌋ + 1`` terms
+    ``h_t = c·(1 - u^n_t)/(1 - u)``, rising to the fixed point ``c/(1 - u)`` (u = 1 - 1e-4 is
+    still 4.5e-5 short of it at T = 100,000). For ``L = Σ h_{T-1}``: ``∂L/∂a_t = u^((T-1-t)/d)``
+    where ``d`` divides ``T-1-t`` (else 0) and ``∂L/∂u = c·(1 - n·u^(n-1) + (n-1)·u^n)/(1 - u)²``
+    with ``n = n_{T-1}``."""
+    T = 100_000
+    c = torch.tensor([0.3, 2.0, 1.0], dtype=torch.float64)
+    u = torch.tensor([1 - 1e-4, 0.5, 0.999], dtype=torch.float64)
+    a = c.expand(T, 1, 3).clone().requires_grad_()
+    u_leaf = u.clone().requires_grad_()
+    monkeypatch.setenv("DURNN_BACKEND", backend)
+    h = indrnn_recurrence(a, u_leaf, None, d)
+    h[-1].sum().backward()
+
+    t = torch.arange(T, dtype=torch.float64).view(T, 1, 1)
+    n = torch.div(t, d, rounding_mode="floor") + 1
+    torch.testing.assert_close(h, c * (1 - u ** n) / (1 - u), rtol=1e-9, atol=0)
+    lag = T - 1 - t
+    on_chain = lag.remainder(d) == 0
+    torch.testing.assert_close(a.grad, torch.where(on_chain, u ** (lag / d), 0.0).expand(T, 1, 3),
+                               rtol=1e-9, atol=1e-300)
+    n = n[-1, 0, 0]
+    du = c * (1 - n * u ** (n - 1) + (n - 1) * u ** n) / (1 - u) ** 2
+    torch.testing.assert_close(u_leaf.grad, du, rtol=1e-8, atol=0)
