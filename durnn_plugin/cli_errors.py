@@ -18,7 +18,7 @@ import sys
 from typing import Optional
 
 from .errors import OneLineError
-from .ops import selected_backend
+from .ops.dispatch import forced_backends
 
 
 def one_line_error(error: Optional[BaseException]) -> Optional[OneLineError]:
@@ -50,9 +50,9 @@ def install() -> None:
 
 
 def check_environment() -> None:
-    """Raise a :class:`OneLineError` if ``DURNN_BACKEND`` names no backend (the recurrence reads it
-    again on every call, so this only moves the refusal to start-up)."""
+    """Raise a :class:`OneLineError` if ``DURNN_BACKEND`` is not a valid list of backends (the
+    recurrences read it again on every call, so this only moves the refusal to start-up)."""
     try:
-        selected_backend()
+        forced_backends()
     except ValueError as error:
         raise OneLineError(str(error)) from None

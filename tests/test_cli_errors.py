@@ -5,6 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from durnn_plugin.cli_errors import check_environment
+from durnn_plugin.errors import OneLineError
 from fairseq_runs import BIN, PLUGIN
 
 SCRIPT = """
@@ -45,3 +49,16 @@ def test_bad_backend_is_refused_before_data_is_read(tmp_path):
         "reference, scan, triton, triton_scan")
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     assert not (tmp_path / "save").exists()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("short=magic", "DURNN_BACKEND: 'short=magic' is not a short-term backend here; allowed: "
+                    "short=auto, short=cpu, short=cudnn, short=triton"),
+    ("cpu,scan", "DURNN_BACKEND='cpu,scan' names two indrnn backends; name at most one")])
+def test_check_environment_refuses_every_bad_value(value, message, monkeypatch):
+    monkeypatch.setenv("DURNN_BACKEND", value)
+    with pytest.raises(OneLineError) as error:
+        check_environment()
+    assert str(error.value) == message
+    monkeypatch.setenv("DURNN_BACKEND", "triton_scan, short=cpu")
+    check_environment()
