@@ -3,8 +3,9 @@ import torch
 
 
 def assert_steps_and_padding_equal_one_pass(stack):
-    """One step at a time with the state carried, and a padded batch, give the one-pass output
-    and final state of a 7-step batch ``(7, 3, 5)``."""
+    """One step at a time with the state carried gives the one-pass output and final state of a
+    7-step batch ``(7, 3, 5)``; in a right-padded batch with lengths 7, 4 and 1 (garbage
+    padding), each sequence's valid outputs and final state are those of the sequence alone."""
     x = torch.randn(7, 3, 5, dtype=torch.double)
     full, final = stack(x)
     state, steps = None, []
@@ -15,9 +16,17 @@ def assert_steps_and_padding_equal_one_pass(stack):
     for a, b in zip(state, final):
         for u, v in zip(a, b):
             torch.testing.assert_close(u, v)
-    padded = torch.cat([x, torch.randn(4, 3, 5, dtype=torch.double) * 100])
-    y, _ = stack(padded, torch.tensor([7, 7, 7]))
-    torch.testing.assert_close(y[:7], full)
+    lengths = torch.tensor([7, 4, 1])
+    padded = torch.cat([x, torch.zeros(4, 3, 5, dtype=torch.double)])
+    for b, L in enumerate(lengths.tolist()):
+        padded[L:, b] = torch.randn(11 - L, 5, dtype=torch.double) * 100
+    y, final = stack(padded, lengths)
+    for b, L in enumerate(lengths.tolist()):
+        alone, final_alone = stack(x[:L, b:b + 1])
+        torch.testing.assert_close(y[:L, b:b + 1], alone)
+        for a, c in zip(final, final_alone):
+            for u, v in zip(a, c):
+                torch.testing.assert_close(u[:, b:b + 1], v)
 
 
 def assert_fairseq_lm_trains_evaluates_generates(tmp_path, arch, options):
