@@ -75,7 +75,7 @@ def plot_u(model, path):
     cells = {n: c for n, c in layer_cells(model).items() if hasattr(c, "u")}
     fig, axes = plt.subplots(1, len(cells), figsize=(3.2 * len(cells), 2.8), squeeze=False)
     for ax, (name, cell) in zip(axes[0], cells.items()):
-        u = cell.constrained_weights()["u"].detach().float().cpu()
+        u = cell.u.detach().float().cpu()  # projected after every optimiser step
         ax.hist(u.numpy(), bins=40, color="tab:blue")
         ax.axvline(cell.u_bound, color="tab:red", linestyle="--", label="bound γ^(1/T)")
         ax.set_title(f"{name}: u ({u.numel()} neurons)")

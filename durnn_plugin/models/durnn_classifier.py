@@ -33,6 +33,7 @@ from ..modules import RecurrentStack, StackOptions
 from ..errors import check, check_choice, check_positive_int, check_range
 from ..modules.pooling import POOLINGS, pool
 from .stack_updates import RecurrentStackModel, log_statistics
+from .time_steps import resolve_time_steps, task_training_length
 
 logger = logging.getLogger(__name__)
 HEADS = "classification_heads."
@@ -132,6 +133,7 @@ class DuRNNClassifier(RecurrentStackModel, FairseqEncoderModel):
 
     @classmethod
     def build_model(cls, cfg: DuRNNClassifierConfig, task):
+        resolve_time_steps(cfg, "u_time_steps", *task_training_length(task))
         if not isinstance(cfg, DuRNNClassifierConfig):  # a DictConfig from hydra or a checkpoint
             known = DuRNNClassifierConfig.__dataclass_fields__
             cfg = DuRNNClassifierConfig(**{k: v for k, v in dict(cfg).items() if k in known})

@@ -27,6 +27,7 @@ from ..errors import check, check_positive_int, check_range
 from .state_dict_check import check_state_dict_fits
 from .stack_state import StackStateDecoder, right_padded_lengths
 from .stack_updates import RecurrentStackModel
+from .time_steps import resolve_time_steps, task_training_length
 
 
 @dataclass
@@ -142,6 +143,7 @@ class DuRNNLanguageModelDecoder(StackStateDecoder):
 class DuRNNLanguageModel(RecurrentStackModel, FairseqLanguageModel):
     @classmethod
     def build_model(cls, cfg: DuRNNLanguageModelConfig, task):
+        resolve_time_steps(cfg, "u_time_steps", *task_training_length(task))
         if not isinstance(cfg, DuRNNLanguageModelConfig):  # a DictConfig from hydra or a checkpoint
             known = DuRNNLanguageModelConfig.__dataclass_fields__
             cfg = DuRNNLanguageModelConfig(**{k: v for k, v in dict(cfg).items() if k in known})

@@ -10,7 +10,7 @@ direction, decoder 2 x 512), ``s2t_durnn_s`` (small, trains on a CPU: encoder 3 
 decoder 1 x 256, 128-dim embeddings, 256 conv channels).
 """
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Any, Dict, List, Optional, Tuple
 
 
 from fairseq.models import register_model, register_model_architecture
@@ -18,6 +18,7 @@ from fairseq.utils import safe_getattr
 
 from ..errors import check, check_positive_int
 from .durnn_encoder import SpeechFrontEnd
+from .time_steps import task_option
 from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel, small_architecture
 
 
@@ -50,6 +51,17 @@ class S2TDuRNNConfig(DuRNNSeq2SeqConfig):
 @register_model("s2t_durnn", dataclass=S2TDuRNNConfig)
 class S2TDuRNNModel(DuRNNSeq2SeqModel):
     config_class = S2TDuRNNConfig
+
+    @classmethod
+    def side_lengths(cls, cfg, task) -> Dict[str, Tuple[Optional[int], str]]:
+        """Encoder: the subsampled frame bound, ``--max-source-positions`` halved once per
+        convolution; decoder: ``--max-target-positions``."""
+        halvings = len(str(cfg.conv_kernel_sizes).split(","))
+        frames = task_option(task, "max_source_positions")
+        tokens = task_option(task, "max_target_positions")
+        return {"encoder": (None if frames is None else -(-int(frames) // 2 ** halvings),
+                            f"--max-source-positions {frames} after {halvings} halvings"),
+                "decoder": (tokens, "--max-target-positions")}
 
     @classmethod
     def build_front_end(cls, cfg: S2TDuRNNConfig, task) -> SpeechFrontEnd:

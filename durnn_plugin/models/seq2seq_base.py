@@ -7,7 +7,7 @@ except ``bidirectional``: the encoder stack is always bidirectional (output ``2N
 decoder stack never.
 """
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
-from typing import Type
+from typing import Dict, Optional, Tuple, Type
 
 from torch import nn
 
@@ -20,6 +20,7 @@ from ..errors import InvalidOptionError, check_positive_int, check_range
 from .durnn_decoder import DuRNNDecoder
 from .durnn_encoder import DuRNNEncoder
 from .stack_updates import RecurrentStackModel
+from .time_steps import resolve_time_steps
 
 SIDES = ("encoder", "decoder")
 PER_SIDE_DEFAULTS = {"encoder": {"num_layers": 4, "hidden_size": 320},
@@ -103,7 +104,16 @@ class DuRNNSeq2SeqModel(RecurrentStackModel, FairseqEncoderDecoderModel):
         raise NotImplementedError
 
     @classmethod
+    def side_lengths(cls, cfg, task) -> Dict[str, Tuple[Optional[int], str]]:
+        """Per side, the length of the task's training sequences that sets its
+        ``<side>_u_time_steps`` when not given, and where it comes from: none by default
+        (a text pair has no natural length)."""
+        return {side: (None, "") for side in SIDES}
+
+    @classmethod
     def build_model(cls, cfg, task):
+        for side, (length, source) in cls.side_lengths(cfg, task).items():
+            resolve_time_steps(cfg, f"{side}_u_time_steps", length, source)
         cfg = cls.config_class.from_cfg(cfg)
         cfg.validate()
         encoder = DuRNNEncoder(cls.build_front_end(cfg, task), cfg.stack_options("encoder"),

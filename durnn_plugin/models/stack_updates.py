@@ -1,17 +1,18 @@
-"""What every model with recurrent stacks does around each training step.
+"""What every model with recurrent stacks does around training.
 
-* :func:`after_update`, from ``model.set_num_updates``, which fairseq calls after every optimiser
-  update (and when it loads a checkpoint): projects every constrained weight back onto its bound
-  (``|u| <= γ^{1/T}``, ``σ_max(U_s) <= ρ_s``), so the next forward and every checkpoint satisfy
-  them.
+* Constraints: the model is tracked by :mod:`..modules.projection_hook`, which projects every
+  constrained weight (``|u| <= γ^{1/T}``, ``σ_max(U_s) <= ρ_s``) right after every optimiser step,
+  on the tensors the optimiser updates (fp32 masters under ``--fp16``/``--bf16``), so the next
+  forward, validation and every checkpoint see the constrained values. Loaded weights are
+  projected once in ``load_state_dict`` (the identity on weights this plugin saved).
 * :func:`log_statistics`, after the model's ``forward`` in training mode (inside fairseq's
   ``train_inner`` metrics context): logs each layer's statistics as fairseq metrics (and so in
   the training log, and in tensorboard with ``--tensorboard-logdir``): ``<layer>_u_mean``,
-  ``<layer>_u_max`` (of ``|u|``), and for DuRNN ``<layer>_us_norm`` (σ_max of U_s) and
-  ``<layer>_gate`` (mean selection gate of this forward). Layers are ``l0, l1, ...`` (``l0b, ...``
-  backward; ``l0_1, l0_2`` in residual blocks); a model with several stacks prefixes its
-  first-level module name (``encoder_l0_gate``). Logging from the forward, not from
-  ``set_num_updates``, keeps every step's set of keys the same, also on resume.
+  ``<layer>_u_max`` (of ``|u|``), and for DuRNN ``<layer>_us_norm`` (σ_max of U_s after the last
+  projection) and ``<layer>_gate`` (mean selection gate of this forward). Layers are ``l0, l1,
+  ...`` (``l0b, ...`` backward; ``l0_1, l0_2`` in residual blocks); a model with several stacks
+  prefixes its first-level module name (``encoder_l0_gate``). Logging from the forward, not
+  from ``set_num_updates``, keeps every step's set of keys the same, also on resume.
 """
 from typing import Dict
 
@@ -19,6 +20,7 @@ from fairseq.logging import metrics
 from torch import nn
 
 from ..modules import RecurrentStack
+from ..modules.projection_hook import track
 
 STATISTICS_PRIORITY = 1000  # after loss, ppl, wps, ... in the printed log
 
@@ -29,11 +31,6 @@ def recurrent_stacks(model: nn.Module) -> Dict[str, RecurrentStack]:
     if len(stacks) == 1:
         return {"": next(iter(stacks.values()))}
     return {name.replace(".stack", "").replace(".", "_") + "_": m for name, m in stacks.items()}
-
-
-def after_update(model: nn.Module) -> None:
-    for stack in recurrent_stacks(model).values():
-        stack.project_constraints_()
 
 
 def log_statistics(model: nn.Module) -> None:
@@ -47,13 +44,19 @@ def log_statistics(model: nn.Module) -> None:
 
 class RecurrentStackModel:
     """Mixin for a fairseq model (listed before the fairseq base class) that wires both in:
-    ``forward`` logs the statistics after fairseq's forward, ``set_num_updates`` projects."""
+    the constraint projection after optimiser steps, and the statistics after each forward."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        track(self)
 
     def forward(self, *args, **kwargs):
         output = super().forward(*args, **kwargs)
         log_statistics(self)
         return output
 
-    def set_num_updates(self, num_updates):
-        super().set_num_updates(num_updates)
-        after_update(self)
+    def load_state_dict(self, *args, **kwargs):
+        result = super().load_state_dict(*args, **kwargs)
+        for stack in recurrent_stacks(self).values():
+            stack.project_constraints_()
+        return result

@@ -6,15 +6,17 @@ once wrapped by :class:`.dilated.Dilated`). ``lengths: (B,)`` marks right-padded
 returned state is the one after step ``L_b - 1`` of each sequence (the input state when
 ``L_b = 0``), so padding never reaches it.
 
-Cells with hard weight constraints list their constrained values in ``constrained_weights``;
-the base class then projects the stored parameters on demand (after each optimiser update) and
-always writes the constrained values into state dicts, so every checkpoint satisfies them.
+Cells with hard weight constraints list, in ``constraint_projections``, a function per
+constrained parameter that projects a tensor of its shape in place onto the constraint set.
+:mod:`.projection_hook` applies them right after every optimiser step to the tensors the
+optimiser updates (the parameters, or their fp32 master copies under mixed precision), so the
+forward uses the parameters as they are and every checkpoint satisfies the bounds.
 
 Observation: ``statistics()`` gives scalar summaries for training logs (``u``, the gate, ...);
 setting ``trace = {}`` makes every later forward store its internal sequences there, detached,
 each ``(T, B, C)`` (see :func:`.stack.record_internals`).
 """
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -34,8 +36,9 @@ class RecurrentCell(nn.Module):
                 lengths: Optional[Tensor] = None) -> Tuple[Tensor, State]:
         raise NotImplementedError
 
-    def constrained_weights(self) -> Dict[str, Tensor]:
-        """Parameter name -> its value projected onto the constraint set (empty if none)."""
+    def constraint_projections(self) -> Dict[str, Callable[[Tensor], None]]:
+        """Parameter name -> a function that projects a tensor of that parameter's shape (the
+        parameter, or the optimiser's master copy of it) in place onto the constraint set."""
         return {}
 
     def statistics(self) -> Dict[str, Tensor]:
@@ -49,11 +52,6 @@ class RecurrentCell(nn.Module):
 
     @torch.no_grad()
     def project_constraints_(self) -> None:
-        for name, value in self.constrained_weights().items():
-            getattr(self, name).copy_(value)
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        if not keep_vars:
-            for name, value in self.constrained_weights().items():
-                destination[prefix + name] = value.detach()
+        """Project this cell's own constrained parameters (e.g. after loading weights)."""
+        for name, project in self.constraint_projections().items():
+            project(getattr(self, name).data)

@@ -15,10 +15,13 @@ in all); the gate and the long-term input are GEMMs over all ``T·B`` positions;
 recurrence is the elementwise IndRNN op. Only the short-term step needs a GEMM inside the time
 loop.
 
-Constraints, in every forward: ``U_s <- U_s · min(1, ρ_s / σ_max(U_s))`` and
-``u <- clamp(u, ±u_bound)`` (``clamp(u, u_floor, u_bound)`` with a floor ``u_floor > 0``);
-after updates and in state dicts the parameters themselves are projected (singular values
-clipped at ``ρ_s``, ``u`` clamped).
+Constraints ``σ_max(U_s) <= ρ_s`` and ``|u| <= u_bound`` (``u_floor <= u <= u_bound`` with a
+floor ``u_floor > 0``): the weights the optimiser updates are projected after each of its steps
+(singular values of ``U_s`` clipped at ``ρ_s``, ``u`` clamped; :mod:`.projection_hook`), so the
+forward uses ``U_s`` as it is. The forward keeps one cheap guard, the elementwise clamp of ``u``
+(the identity, with gradient 1, on projected weights; it matters only for a bf16 copy one
+rounding step above the bound). ``σ_max(U_s)`` is computed once per projection, never per
+forward.
 
 Switches (ablations): ``selection`` ∈ {``input+short`` (default), ``short``, ``input``,
 ``none`` (g = 1)}; ``long_input`` ∈ {``selected`` (default), ``selected+input`` (adds
@@ -31,14 +34,14 @@ at 0.5 for zero input); ``u ~ U(u_init_low, u_bound)``. With ``long_input_std > 
 of the long-term recurrence (``W_l``, and ``W_li``) start from ``N(0, long_input_std²)``
 instead (:func:`.indrnn_cell.input_weight`).
 """
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from ..ops import indrnn_recurrence, last_states, short_rnn_recurrence
 from .cell_base import RecurrentCell, State
-from .constraints import clamp_recurrent, spectral_norm, spectral_project, spectral_scale
+from .constraints import clamp_recurrent, clamp_recurrent_, spectral_project_
 from .indrnn_cell import input_weight, recurrent_weight_statistics, uniform_weight
 
 SELECTIONS = ("input+short", "short", "input", "none")
@@ -64,7 +67,7 @@ class DuRNNCell(RecurrentCell):
         self.W_s = uniform_weight(Ns, D)
         self.U_s = uniform_weight(Ns, Ns)
         self.b_s = nn.Parameter(torch.zeros(Ns))
-        self.U_s.data.copy_(spectral_project(self.U_s.data, short_rho))
+        self.us_norm = spectral_project_(self.U_s.data, short_rho)  # σ_max(U_s), for the logs
         # x-side projections of the gate and (optionally) the long-term input: one GEMM.
         self.x_sizes = [Ns if "input" in selection else 0, Nl if long_input == "selected+input" else 0]
         self.W_x = uniform_weight(sum(self.x_sizes), D) if sum(self.x_sizes) else None
@@ -79,9 +82,8 @@ class DuRNNCell(RecurrentCell):
 
     def short_term(self, x: Tensor, s0: Tensor) -> Tensor:
         """s: ``(T, B, N_s)`` from x ``(T, B, D)`` and s0 ``(1, B, N_s)``."""
-        U = spectral_scale(self.U_s, self.short_rho)
         # the implementation (CPU loop, cuDNN, Triton) is chosen per call: ops/dispatch.py
-        return short_rnn_recurrence(x, self.W_s, self.b_s, U, s0[0], self.short_activation,
+        return short_rnn_recurrence(x, self.W_s, self.b_s, self.U_s, s0[0], self.short_activation,
                                     self.training)
 
     def selection_gate(self, s: Tensor, x_gate: Optional[Tensor]) -> Optional[Tensor]:
@@ -116,14 +118,20 @@ class DuRNNCell(RecurrentCell):
         return y, (last_states(s0, s, lengths), last_states(h0, h, lengths))
 
     def statistics(self) -> Dict[str, Tensor]:
-        """``u_mean``/``u_max`` of ``|u|``, ``us_norm`` = σ_max(U_s) and ``gate``, the mean of g
-        over all ``(t, b, n)`` of the last forward (padding included)."""
+        """``u_mean``/``u_max`` of ``|u|``, ``us_norm`` = σ_max(U_s) after the last projection
+        and ``gate``, the mean of g over all ``(t, b, n)`` of the last forward (padding
+        included)."""
         stats = recurrent_weight_statistics(clamp_recurrent(self.u, self.u_bound, self.u_floor))
-        stats["us_norm"] = spectral_norm(self.U_s.detach())
+        stats["us_norm"] = self.us_norm.to(torch.float32)
         if self.gate_mean is not None:
             stats["gate"] = self.gate_mean
         return stats
 
-    def constrained_weights(self) -> Dict[str, Tensor]:
-        return {"u": clamp_recurrent(self.u, self.u_bound, self.u_floor),
-                "U_s": spectral_project(self.U_s, self.short_rho)}
+    def constraint_projections(self) -> Dict[str, Callable[[Tensor], None]]:
+        return {"u": self._project_u, "U_s": self._project_U_s}
+
+    def _project_u(self, u: Tensor) -> None:
+        clamp_recurrent_(u, self.u_bound, self.u_floor)
+
+    def _project_U_s(self, U: Tensor) -> None:
+        self.us_norm = spectral_project_(U, self.short_rho)

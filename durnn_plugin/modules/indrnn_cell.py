@@ -2,12 +2,13 @@
 
 x ``(T, B, D)`` -> h ``(T, B, N)``; state ``(h,)`` with h ``(1, B, N)``. The bound
 ``|u_n| <= u_bound`` (``γ^{1/T}``), or ``u_floor <= u_n <= u_bound`` with a floor
-``u_floor > 0`` (:func:`.constraints.clamp_recurrent`), is applied by clamping in every
-forward and by projection of the parameter after updates and in state dicts. Init:
+``u_floor > 0`` (:func:`.constraints.clamp_recurrent`), is applied to the weight the optimiser
+updates after each of its steps (:mod:`.projection_hook`); the forward keeps the clamp as a cheap
+guard (the identity, with gradient 1, on projected weights). Init:
 ``u ~ U(u_init_low, u_bound)``, ``W ~ U(±1/sqrt(D))`` (``N(0, input_std²)`` when
 ``input_std > 0``, see :func:`input_weight`), ``b = 0``.
 """
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import math
 
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 
 from ..ops import indrnn_recurrence, last_states
 from .cell_base import RecurrentCell, State
-from .constraints import clamp_recurrent
+from .constraints import clamp_recurrent, clamp_recurrent_
 
 
 def uniform_weight(rows: int, cols: int) -> nn.Parameter:
@@ -63,5 +64,8 @@ class IndRNNCell(RecurrentCell):
     def statistics(self) -> Dict[str, Tensor]:
         return recurrent_weight_statistics(clamp_recurrent(self.u, self.u_bound, self.u_floor))
 
-    def constrained_weights(self) -> Dict[str, Tensor]:
-        return {"u": clamp_recurrent(self.u, self.u_bound, self.u_floor)}
+    def constraint_projections(self) -> Dict[str, Callable[[Tensor], None]]:
+        return {"u": self._project_u}
+
+    def _project_u(self, u: Tensor) -> None:
+        clamp_recurrent_(u, self.u_bound, self.u_floor)

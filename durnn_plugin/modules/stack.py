@@ -30,6 +30,7 @@ from .dilated import Dilated
 from .durnn_cell import DuRNNCell
 from .indrnn_cell import IndRNNCell
 from .norms import build_norm
+from .projection_hook import track
 from ..errors import OneLineError
 from .shared_dropout import SharedDropout
 from .stack_options import BLOCKS, StackOptions
@@ -38,7 +39,7 @@ from .torch_rnn_cell import TorchRNNCell
 
 def build_cell(opts: StackOptions, input_size: int, last: bool) -> RecurrentCell:
     bound = opts.u_bound()
-    low = opts.u_last_eps ** (1.0 / opts.u_time_steps) if last and opts.u_last_eps > 0 else 0.0
+    low = opts.u_last_eps ** (1.0 / opts.time_steps()) if last and opts.u_last_eps > 0 else 0.0
     floor = low if opts.u_last_clamp else 0.0
     if opts.cell == "durnn":
         short, long = opts.short_and_long_sizes()
@@ -162,6 +163,7 @@ class RecurrentStack(nn.Module):
             [self._layers(opts, input_size) for _ in range(2 if opts.bidirectional else 1)])
         self.dropout = SharedDropout(opts.layer_dropout)
         self.output_size = self.directions[0][-1].output_size * len(self.directions)
+        track(self)  # constraints projected after every optimiser step (.projection_hook)
 
     @staticmethod
     def _layers(opts: StackOptions, input_size: int) -> nn.ModuleList:
@@ -204,7 +206,8 @@ class RecurrentStack(nn.Module):
         return y, finals
 
     def project_constraints_(self) -> None:
-        """Project every constrained weight onto its bound (call after optimiser updates)."""
+        """Project every constrained parameter onto its bound (optimiser steps do this by
+        themselves, :mod:`.projection_hook`; this is for weights loaded or set by hand)."""
         for module in self.modules():
             if isinstance(module, RecurrentCell) and module is not self:
                 module.project_constraints_()

@@ -14,6 +14,7 @@ from ..errors import check, check_choice, check_positive_int, check_range
 
 CELLS = ("durnn", "indrnn", "lstm", "gru")
 BLOCKS = ("post-norm", "residual", "dense")
+DEFAULT_TIME_STEPS = 100  # T of the recurrent bound where neither option nor task gives one
 
 
 def _help(text: str):
@@ -40,7 +41,13 @@ class StackOptions:
         "DuRNN bound on the largest singular value of U_s, in (0, 1)"))
     u_gamma: float = field(default=2.0, metadata=_help(
         "IndRNN bound abs(u) <= gamma^(1/T); gamma > 0 (below 1: a bound just under 1)"))
-    u_time_steps: int = field(default=100, metadata=_help("IndRNN nominal sequence length T"))
+    u_time_steps: Optional[int] = field(default=None, metadata=_help(
+        "T in the recurrent bound abs(u) <= gamma^(1/T). Default: the task's training length, "
+        "fixed when the model is built and kept in its checkpoint (--tokens-per-sample for "
+        "language models, --seq-len for adding_problem, the pixel count for pixel_sequence; "
+        "for speech the encoder's subsampled frame bound and the decoder's "
+        "--max-target-positions); 100 where the task has no natural length (translation, "
+        "sentence_prediction)"))
     u_last_eps: float = field(default=0.0, metadata=_help(
         "if > 0, the last layer's u starts in U(eps^(1/T), gamma^(1/T)) for long memory; "
         "must be < gamma"))
@@ -81,8 +88,12 @@ class StackOptions:
         long = self.hidden_size - short if self.module_output == "concat" else self.hidden_size
         return short, long
 
+    def time_steps(self) -> int:
+        """T of the recurrent bound: ``u_time_steps``, or :data:`DEFAULT_TIME_STEPS` unset."""
+        return self.u_time_steps if self.u_time_steps is not None else DEFAULT_TIME_STEPS
+
     def u_bound(self) -> float:
-        return self.u_gamma ** (1.0 / self.u_time_steps)
+        return self.u_gamma ** (1.0 / self.time_steps())
 
     def validate(self) -> None:
         check_choice("cell", self.cell, CELLS)
@@ -98,7 +109,8 @@ class StackOptions:
               f"off with --block {self.block} (its skip connection is the point of the block)")
         check_range("short_rho", self.short_rho, 0, 1, lo_open=True, hi_open=True)
         check_range("u_gamma", self.u_gamma, 0, float("inf"), lo_open=True, hi_open=True)
-        check_positive_int("u_time_steps", self.u_time_steps)
+        if self.u_time_steps is not None:
+            check_positive_int("u_time_steps", self.u_time_steps)
         check_range("u_last_eps", self.u_last_eps, 0, self.u_gamma, hi_open=True)
         check(not self.u_last_clamp or self.u_last_eps > 0, "u_last_clamp", True,
               "used with --u-last-eps > 0 (the floor is eps^(1/T))")

@@ -123,14 +123,22 @@ class PixelSequenceTask(ValueSequenceTask):
     def setup_task(cls, cfg: PixelSequenceConfig, **kwargs):
         return cls(cfg)
 
+    def training_sequence_length(self) -> int:
+        """The pixel count ``H·W`` of the training images (read from the training file)."""
+        return self.training_images()[0].shape[1]
+
+    def training_images(self):
+        """``(images (N, H·W), labels (N,))`` of the training file, loaded once."""
+        if self._train is None:
+            self._train = load_pixels(self.cfg.data, "train", self.cfg.num_classes)
+            check(self.cfg.valid_size < len(self._train[1]), "valid_size", self.cfg.valid_size,
+                  f"below the number of training images ({len(self._train[1])})")
+        return self._train
+
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         check(split in FILES, "valid_subset", split, "train, valid or test")
         if FILES[split] == "train":
-            if self._train is None:
-                self._train = load_pixels(self.cfg.data, "train", self.cfg.num_classes)
-                check(self.cfg.valid_size < len(self._train[1]), "valid_size", self.cfg.valid_size,
-                      f"below the number of training images ({len(self._train[1])})")
-            images, labels = self._train
+            images, labels = self.training_images()
             cut = len(labels) - self.cfg.valid_size
             part = slice(0, cut) if split == "train" else slice(cut, None)
             images, labels = images[part], labels[part]
