@@ -89,7 +89,8 @@ def test_incremental_decoding_equals_full_forward(build, decoder_cell, dilations
     if build is speech_model:
         src, src_lengths = torch.randn(3, 30, 80), torch.tensor([30, 17, 8])
     else:
-        src, src_lengths = torch.randint(4, 20, (3, 7)), torch.tensor([7, 7, 7])
+        src, src_lengths = torch.randint(4, 20, (3, 7)), torch.tensor([7, 5, 2])
+        src[1, 5:], src[2, 2:] = model.encoder.dictionary.pad(), model.encoder.dictionary.pad()
     prev = torch.randint(4, 20, (3, 6))
     prev[:, 0] = 2  # eos starts every target
     encoder_out = model.encoder(src, src_lengths)
