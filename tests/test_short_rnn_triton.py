@@ -1,0 +1,287 @@
+"""The fused short-term Triton kernels (``short_rnn_triton``) against the fp64 CPU loop
+(``short_rnn_loop``, itself checked against torch's ``rnn_relu``/``rnn_tanh`` and by gradcheck in
+``test_short_rnn_cpu.py``): values and gradients (p, U, s0), relu and tanh, fp32 and fp64, odd T,
+T = 1, T = 0, several batch tiles with a ragged last one, N padded to the dot's 16, state in/out,
+outputs pre-filled with NaN (unwritten elements fail); the ``short=`` items of ``DURNN_BACKEND``
+and the DuRNN layer routed through them; T not specialised; compilation for sm_90 without a GPU.
+
+On CPU the kernels run through Triton's interpreter (``TRITON_INTERPRET=1`` per test, see
+``test_triton_kernel.py``), whose ``tl.dot`` does not take bf16, so bf16/fp16 run on CUDA only.
+On CUDA an fp32 ``tl.dot`` runs in TF32 (10-bit mantissa): fp32 there is held to ``TF32_TOL``.
+Skipped as a whole when triton is not installed.
+"""
+import importlib
+import types
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from durnn_plugin.modules import DuRNNCell  # noqa: E402
+from durnn_plugin.ops import (  # noqa: E402
+    choose_short_backend, selected_backend, short_rnn_loop, short_rnn_recurrence,
+)
+from triton_cases import DEVICES, TOLS, assert_near, device  # noqa: E402,F401  (the fixture)
+
+kernel_module = importlib.import_module("durnn_plugin.ops.short_rnn_triton")
+dispatch = importlib.import_module("durnn_plugin.ops.dispatch")
+short_rnn_triton = kernel_module.short_rnn_triton
+
+TF32_TOL = 2e-3  # fp32 on CUDA: tl.dot in TF32
+CUDA_ONLY = [pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                           reason="no CUDA device"))]
+# (T, B, N, block_b): T = 1, odd T; one tile, two and three tiles with a ragged last one;
+# N below, at and above the dot's minimum of 16
+CASES = [(1, 3, 5, None), (2, 3, 5, None), (7, 20, 17, 16), (13, 4, 16, None), (9, 33, 3, 16)]
+
+
+def make_inputs(T, B, N, dtype, device, seed=0):
+    """p ``(T, B, N)``, U ``(N, N)`` with σ_max(U) = 0.9 (as the layer constrains it), s0 ``(B, N)``
+    in [0, 1); all requiring grad."""
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randn(T, B, N, generator=g)
+    U = torch.randn(N, N, generator=g, dtype=torch.float64)
+    U = (U * 0.9 / torch.linalg.matrix_norm(U, 2)).float()
+    s0 = torch.rand(B, N, generator=g)
+    return [x.to(dtype).to(device).requires_grad_() for x in (p, U, s0)]
+
+
+def tolerance(dtype, device):
+    return TF32_TOL if (device == "cuda" and dtype == torch.float32) else TOLS[dtype]
+
+
+def check_against_loop(T, B, N, dtype, device, activation, block_b=None):
+    p, U, s0 = make_inputs(T, B, N, dtype, device)
+    s = short_rnn_triton(p, U, s0, activation, block_b=block_b)
+    assert s.dtype == dtype and s.device.type == device and s.shape == (T, B, N)
+    ref_in = [x.detach().double().cpu().requires_grad_() for x in (p, U, s0)]
+    ref = short_rnn_loop(*ref_in, activation)
+    tol = tolerance(dtype, device)
+    assert_near(s, ref, tol, "s")
+    grad = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    grads = torch.autograd.grad(s, (p, U, s0), grad.to(dtype).to(device))
+    ref_grads = torch.autograd.grad(ref, ref_in, grad.to(dtype).double())
+    for name, x, y in zip(("p", "U", "s0"), grads, ref_grads):
+        assert x.dtype == dtype
+        assert_near(x, y, tol * (10 if name == "U" else 1), f"grad {name}")
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+@pytest.mark.parametrize("T,B,N,block_b", CASES)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernels_equal_the_fp64_loop(device, T, B, N, block_b, activation, dtype):
+    check_against_loop(T, B, N, dtype, device, activation, block_b)
+
+
+@pytest.mark.parametrize("device", CUDA_ONLY, indirect=True)
+@pytest.mark.parametrize("T,B,N,block_b", [(1, 3, 5, None), (13, 20, 17, 16)])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_on_cuda(device, T, B, N, block_b, activation, dtype):
+    check_against_loop(T, B, N, dtype, device, activation, block_b)
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+def test_state_in_and_out(device):
+    """Two calls chained through the final state (3 + 6 steps) equal one call over 9 steps, in
+    values and in the gradients that flow back through the carried state."""
+    p, U, s0 = make_inputs(9, 20, 17, torch.float64, device, seed=4)
+    whole = short_rnn_triton(p, U, s0, block_b=16)
+    first = short_rnn_triton(p[:3], U, s0, block_b=16)
+    second = short_rnn_triton(p[3:], U, first[-1], block_b=16)
+    chained = torch.cat([first, second])
+    assert_near(chained, whole, 1e-12, "chained s")
+    g = torch.randn(whole.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    for name, x, y in zip(("p", "U", "s0"), torch.autograd.grad(chained, (p, U, s0), g.to(device)),
+                          torch.autograd.grad(whole, (p, U, s0), g.to(device))):
+        assert_near(x, y, 1e-12, f"chained grad {name}")
+
+
+@pytest.mark.parametrize("device", DEVICES, indirect=True)
+def test_empty_sequence(device):
+    p, U, s0 = make_inputs(0, 3, 5, torch.float32, device)
+    s = short_rnn_triton(p, U, s0)
+    assert s.shape == (0, 3, 5)
+    gp, gU, gs0 = torch.autograd.grad(s.sum(), (p, U, s0), allow_unused=True)
+    assert gp.shape == p.shape and not gU.abs().sum() and not gs0.abs().sum()
+
+
+def test_bad_arguments_are_one_line(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    p, U, s0 = make_inputs(2, 3, 5, torch.float32, "cpu")
+    with pytest.raises(ValueError, match=r"^activation 'gelu': allowed relu, tanh$"):
+        short_rnn_triton(p, U, s0, "gelu")
+    with pytest.raises(ValueError, match=r"^block_b=8: allowed powers of two >= 16$"):
+        short_rnn_triton(p, U, s0, block_b=8)
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(RuntimeError, match=r"^short_rnn_triton cannot run here: tensors are on cpu "
+                                           r"and TRITON_INTERPRET is not set$"):
+        short_rnn_triton(p, U, s0)
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def layer_inputs(dtype=torch.float64, T=6, B=3, D=4, N=5):
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(T, B, D, generator=g, dtype=dtype)
+    W = torch.randn(N, D, generator=g, dtype=dtype) * 0.5
+    b = torch.randn(N, generator=g, dtype=dtype) * 0.1
+    U = torch.randn(N, N, generator=g, dtype=dtype) * 0.3
+    s0 = torch.rand(B, N, generator=g, dtype=dtype)
+    return [t.requires_grad_() for t in (x, W, b, U, s0)]
+
+
+@pytest.mark.parametrize("forced", ["short=cpu", "short=cudnn", "short=triton", "triton,short=triton"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_forced_short_backends_agree(monkeypatch, forced, activation):
+    """Each forced short-term backend (cudnn on the CPU: torch's own rnn_relu/rnn_tanh) equals
+    the loop over ``W x + b``, values and gradients of all five inputs."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    inputs = layer_inputs()
+    x, W, b, U, s0 = inputs
+    ref = short_rnn_loop(torch.nn.functional.linear(x, W, b), U, s0, activation)
+    monkeypatch.setenv("DURNN_BACKEND", forced)
+    assert choose_short_backend(x) == forced.split("=")[-1]
+    s = short_rnn_recurrence(x, W, b, U, s0, activation)
+    assert_near(s, ref, 1e-12, "s")
+    g = torch.randn(ref.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    for x_grad, ref_grad in zip(torch.autograd.grad(s, inputs, g), torch.autograd.grad(ref, inputs, g)):
+        assert_near(x_grad, ref_grad, 1e-12, forced)
+
+
+def test_cudnn_backend_runs_bf16_in_fp32(monkeypatch):
+    monkeypatch.setenv("DURNN_BACKEND", "short=cudnn")
+    x, W, b, U, s0 = (t.detach() for t in layer_inputs())
+    s = short_rnn_recurrence(x.bfloat16(), W.bfloat16(), b.bfloat16(), U.bfloat16(), s0.bfloat16())
+    ref = short_rnn_loop(torch.nn.functional.linear(x.bfloat16().double(), W.bfloat16().double(),
+                                                    b.bfloat16().double()),
+                         U.bfloat16().double(), s0.bfloat16().double())
+    assert s.dtype == torch.bfloat16
+    assert_near(s, ref, TOLS[torch.bfloat16], "s")
+
+
+def test_auto_and_the_backend_values(monkeypatch):
+    """``auto`` keeps today's choice (cuDNN on CUDA, the loop elsewhere, also under the
+    interpreter); ``short=`` items leave the IndRNN choice alone and vice versa."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    on_cuda = types.SimpleNamespace(shape=(8, 2, 3), dtype=torch.float32,
+                                    device=torch.device("cuda"))
+    for value in ("", "auto", "triton", "short=auto", "scan, SHORT=AUTO"):
+        monkeypatch.setenv("DURNN_BACKEND", value)
+        assert choose_short_backend(torch.empty(8, 2, 3)) == "cpu"
+        assert choose_short_backend(on_cuda) == "cudnn"
+    monkeypatch.setenv("DURNN_BACKEND", "short=triton")
+    assert selected_backend() == "auto"
+    monkeypatch.setenv("DURNN_BACKEND", "cpu,short=triton")
+    assert selected_backend() == "cpu" and choose_short_backend(torch.empty(8, 2, 3)) == "triton"
+
+
+def test_bad_backend_values_are_one_line(monkeypatch):
+    x = torch.empty(3, 2, 4)
+    monkeypatch.setenv("DURNN_BACKEND", "short=magic")
+    with pytest.raises(ValueError, match=r"^DURNN_BACKEND: 'short=magic' is not a short-term backend "
+                                         r"here; allowed: short=auto, short=cpu, short=cudnn, "
+                                         r"short=triton$"):
+        choose_short_backend(x)
+    monkeypatch.setenv("DURNN_BACKEND", "short=cpu,short=triton")
+    with pytest.raises(ValueError, match=r"^DURNN_BACKEND='short=cpu,short=triton' names two short "
+                                         r"backends; name at most one$"):
+        choose_short_backend(x)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setenv("DURNN_BACKEND", "short=triton")
+    with pytest.raises(RuntimeError, match=r"^DURNN_BACKEND=short=triton cannot run here: tensors "
+                                           r"are on cpu and TRITON_INTERPRET is not set$"):
+        choose_short_backend(x)
+
+
+def test_durnn_layer_uses_the_forced_kernel(monkeypatch):
+    """``DuRNNCell`` routes its short-term part through the dispatch: with ``short=triton`` the
+    kernel runs (counted) and the layer's output and gradients equal the default (loop) run."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return short_rnn_triton(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "short_rnn_triton", counted)
+    torch.manual_seed(0)
+    cell = DuRNNCell(4, 5, 6, u_bound=1.0).double()
+    x = torch.randn(7, 3, 4, dtype=torch.float64)
+
+    def run():
+        y, state = cell(x)
+        grads = torch.autograd.grad(y.square().sum(), list(cell.parameters()), allow_unused=True)
+        return [y, *state] + [g for g in grads if g is not None]
+
+    monkeypatch.setenv("DURNN_BACKEND", "auto")
+    ref = run()
+    assert not calls
+    monkeypatch.setenv("DURNN_BACKEND", "short=triton")
+    out = run()
+    assert calls
+    for i, (a, b) in enumerate(zip(out, ref)):
+        assert_near(a, b, 1e-12, f"layer output/state/grad {i}")
+
+
+# ----------------------------------------------------------------------------- compilation
+
+
+def test_length_is_not_specialised(monkeypatch):
+    """T is a runtime argument (``do_not_specialize``): no recompilation per length."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    for kernel in kernel_module._build_kernels():
+        params = {p.name: p for p in kernel.params}
+        assert params["T"].do_not_specialize and not params["T"].is_constexpr
+        assert all(params[c].is_constexpr for c in ("BLOCK_B", "NP", "ACC", "PREC", "TANH"))
+
+
+def compile_for_sm90(tmp_path, monkeypatch, dtype, NP, count=2):
+    """The first ``count`` of (forward, backward) compiled ahead of time for an H100 (sm_90)
+    with triton's bundled ptxas."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
+    import triton
+    import triton.language as tl
+
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError:
+        pytest.skip("this triton has no ahead-of-time compile API")
+    p = "*" + dtype
+    runtime = {"T": "i32", "B": "i32", "N": "i32", "BLOCK_B": "constexpr", "NP": "constexpr",
+               "ACC": "constexpr", "PREC": "constexpr", "TANH": "constexpr"}
+    fwd, bwd = kernel_module._build_kernels()
+    signatures = [(fwd, {"p_ptr": p, "u_ptr": p, "s0_ptr": p, "s_ptr": p, **runtime}),
+                  (bwd, {"g_ptr": p, "s_ptr": p, "u_ptr": p, "dp_ptr": p, **runtime})]
+    constexprs = {"BLOCK_B": 16, "NP": NP, "ACC": tl.float64 if dtype == "fp64" else tl.float32,
+                  "PREC": "ieee" if dtype == "fp64" else "tf32", "TANH": False}
+    compiled = []
+    for kernel, signature in signatures[:count]:
+        source = ASTSource(kernel, signature, constexprs=constexprs)
+        try:
+            compiled.append(triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                                           options={"num_warps": kernel_module.NUM_WARPS}))
+        except FileNotFoundError as e:  # no ptxas in this triton install
+            pytest.skip(f"cannot compile for sm_90 here: {e}")
+    return compiled
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16", "fp64"])
+def test_kernels_compile_for_sm90_without_a_gpu(monkeypatch, tmp_path, dtype):
+    """The interpreter does not type-check like the compiler: compile every dtype, and check that
+    the per-step product runs on the matrix units (mma), not on scalar FMAs."""
+    for kernel in compile_for_sm90(tmp_path, monkeypatch, dtype, 32):
+        assert "mma" in kernel.asm["ptx"]
+
+
+def test_bf16_state_matrix_of_the_default_layer_fits_an_h100(monkeypatch, tmp_path):
+    """``U`` stays in shared memory: at the DuRNN layer's ``N_s = 256`` in bf16 it must fit the
+    227 KiB an H100 program can have (read from the compiled forward kernel, not estimated; the
+    backward holds the same matrix)."""
+    (fwd,) = compile_for_sm90(tmp_path, monkeypatch, "bf16", 256, count=1)
+    assert fwd.metadata.shared <= 227 * 1024
