@@ -42,14 +42,25 @@ def task_training_length(task) -> Tuple[Optional[int], str]:
     return None, ""
 
 
+def saved_model_config(cfg) -> Optional[DictConfig]:
+    """The ``model`` node of the root config that fairseq's trainer saves, when ``cfg`` is not
+    that node itself. ``fairseq.models.build_model`` merges the model config with its dataclass
+    into a new node (``merge_with_parent``) whose parent is the root config, so a value set on
+    the merged node alone would not reach the checkpoint."""
+    parent = cfg._get_parent() if isinstance(cfg, DictConfig) else None
+    model = parent.get("model") if isinstance(parent, DictConfig) else None
+    return model if isinstance(model, DictConfig) and model is not cfg else None
+
+
 def resolve_time_steps(cfg, key: str, length: Optional[int], source: str) -> None:
     """Set ``cfg.<key>`` (``u_time_steps``, ``encoder_u_time_steps``, ...) to ``length`` when it is
     unset, and log the resulting bound. ``cfg``: the model config (a DictConfig or a dataclass)
     that fairseq stores in checkpoints; ``source`` names where ``length`` came from."""
     given = getattr(cfg, key, None)
     if given is None and length is not None:
-        with open_dict(cfg) if isinstance(cfg, DictConfig) else nullcontext():
-            setattr(cfg, key, int(length))
+        for node in filter(None, (cfg, saved_model_config(cfg))):
+            with open_dict(node) if isinstance(node, DictConfig) else nullcontext():
+                setattr(node, key, int(length))
         origin = source
     else:
         origin = "given" if given is not None else "default: the task has no natural length"

@@ -42,11 +42,10 @@ def benchmark_args(args) -> tuple:
     """(fairseq options of the benchmark, metric name, higher is better)."""
     if args.benchmark == "adding":
         return (["--task", "adding_problem", "--seq-len", args.seq_len, "--train-size", 100000,
-                 "--valid-size", args.valid_size or 500, "--criterion", "mse",
-                 "--u-time-steps", args.seq_len], "mse", False)
+                 "--valid-size", args.valid_size or 500, "--criterion", "mse"], "mse", False)
     task = [args.data, "--task", "pixel_sequence", "--valid-size", args.valid_size or 5000,
             "--criterion", "sentence_prediction",
-            "--max-valid-steps", args.valid_batches, "--u-time-steps", 784]
+            "--max-valid-steps", args.valid_batches]
     if args.permute:
         task += ["--permute", "--permute-seed", args.permute_seed]
     return task, "accuracy", True
