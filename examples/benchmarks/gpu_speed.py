@@ -1,24 +1,35 @@
-"""GPU speed of the recurrent layers, side by side in one run (issue: fused Triton kernels).
+"""GPU speed of the recurrent layers and their recurrence kernels, side by side in one run.
 
     python examples/benchmarks/gpu_speed.py                 # the full grid on cuda
     python examples/benchmarks/gpu_speed.py --device cpu --T 64 --B 4 --N 32 --paper-N 0 \
         --scan-T 256 --repeat 1                             # a smoke run without a GPU
 
-Three tables, each with the device name and date:
+Four tables, each with the device name, torch version and date:
 
-1. fwd+bwd seconds of one IndRNN layer, one DuRNN layer (N_s = N/4), ``nn.LSTM`` and
-   ``nn.GRU`` (cuDNN) of equal width N, for each T and dtype, with speed-ups over the LSTM
-   (goals at T = 1024 bf16: IndRNN >= 12x, DuRNN >= 5x). ``--paper-N`` adds the IndRNN paper's
-   width (128) at the same T values.
-2. Effective bandwidth of the fused recurrence kernel (fwd+bwd moves 5 elements per (t, b, n):
-   a and h in the forward; g, h and ∂a in the backward) against the device's copy bandwidth
-   (``y.copy_(x)``, 2 elements per element copied). Goal: >= 80%.
-3. The chunked scans (``triton_scan``: Triton kernels; ``scan``: vectorised torch) against the
-   sequential kernel for few columns and long T (goal: >= 10x at B·N <= 1024, T >= 16k). On a
-   device where triton cannot run (CPU without ``TRITON_INTERPRET``) the ``triton_scan`` column
-   shows ``-``.
+1. fwd+bwd seconds of one IndRNN layer, one DuRNN layer (N_s = N/4) with the default backends
+   and with ``DURNN_BACKEND=short=triton`` (its short-term part through the fused Triton kernel),
+   ``nn.LSTM`` and ``nn.GRU`` (cuDNN) of equal width N, for each T and dtype, with speed-ups over
+   the LSTM (goals at T = 1024, B = 64, N = 1024, bf16: IndRNN >= 25x, DuRNN >= 10x).
+   ``--paper-N`` adds the IndRNN paper's width (128) at the same T values.
+2. The DuRNN short-term recurrence alone, ``s_t = relu(W x_t + b + U s_{t-1})`` with D = N inputs
+   and N_s = N/4 units (σ_max(U) = 0.9), fwd+bwd: cuDNN ``rnn_relu`` (``short=cudnn``, bf16 run in
+   fp32 as the layer does) against one GEMM plus the fused kernel (``short=triton``) for each
+   ``--short-block-b`` (batch rows per program); and the kernel alone (``p`` given) with its
+   effective bandwidth, counted as in table 3.
+3. Effective bandwidth of the IndRNN recurrence kernel (``auto``): fwd+bwd moves 5 elements per
+   (t, b, n) in the I/O dtype (a and h in the forward; g, h and ∂a in the backward), against the
+   device's copy bandwidth (``y.copy_(x)``, 2 elements per element copied). Goal: >= 70% at
+   T = 4096, B = 64, N = 1024 in fp32 and bf16.
+4. The chunked scans (``triton_scan``: Triton kernels; ``scan``: vectorised torch) against the
+   sequential kernel for few columns and long T (goal: >= 10x at B·N <= 1024, T >= 16k).
+
+Where a Triton kernel cannot run (CPU without ``TRITON_INTERPRET``; a state matrix too large for
+one program's shared memory) its cells show ``-`` and the reason is printed once under the table.
 """
 import argparse
+import contextlib
+import os
+from typing import Callable, Dict, Optional
 
 import torch
 from bench_utils import fwd_bwd, header, median_seconds
@@ -26,23 +37,66 @@ from bench_utils import fwd_bwd, header, median_seconds
 from durnn_plugin.modules import DuRNNCell, IndRNNCell
 from durnn_plugin.ops import (
     indrnn_loop, indrnn_recurrence, indrnn_scan, indrnn_triton, indrnn_triton_scan,
+    short_rnn_cudnn, short_rnn_triton,
 )
 from durnn_plugin.ops.triton_support import cannot_run_reason
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@contextlib.contextmanager
+def backend(value: str):
+    """``DURNN_BACKEND=value`` inside the block."""
+    old = os.environ.get("DURNN_BACKEND")
+    os.environ["DURNN_BACKEND"] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["DURNN_BACKEND"]
+        else:
+            os.environ["DURNN_BACKEND"] = old
+
+
+def seconds_or_reason(step: Callable[[], None], args, reasons: Dict[str, None]) -> Optional[float]:
+    """``median_seconds(step)``, or ``None`` (recording the one-line reason) where a Triton kernel
+    says it cannot run here."""
+    try:
+        return median_seconds(step, args.repeat, args.device)
+    except RuntimeError as e:
+        if "cannot run here" not in str(e):
+            raise
+        reasons[str(e)] = None
+        return None
+
+
+def cell(seconds: Optional[float], digits: int = 4) -> str:
+    return "-" if seconds is None else f"{seconds:.{digits}f}"
+
+
+def ratio(num: float, den: Optional[float]) -> str:
+    return "-" if den is None else f"{num / den:.1f}x"
+
+
+def print_reasons(reasons: Dict[str, None]) -> None:
+    for reason in reasons:
+        print(f"- not run: {reason}")
+
+
 def layer_table(args, N: int) -> None:
     print(f"\nfwd+bwd seconds, B={args.B}, N={N}, {header(args.device)}")
-    print("| dtype | T | IndRNN | DuRNN | LSTM | GRU | IndRNN speed-up | DuRNN speed-up |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| dtype | T | IndRNN | DuRNN | DuRNN short=triton | LSTM | GRU | IndRNN speed-up | "
+          "DuRNN speed-up | DuRNN short=triton speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    reasons: Dict[str, None] = {}
     for dname in args.dtypes:
         dtype = DTYPES[dname]
         for T in args.T:
             bound = 2.0 ** (1 / T)
+            durnn = DuRNNCell(N, N // 4, N - N // 4, u_bound=bound)
             layers = {
                 "IndRNN": IndRNNCell(N, N, bound),
-                "DuRNN": DuRNNCell(N, N // 4, N - N // 4, u_bound=bound),
+                "DuRNN": durnn,
                 "LSTM": torch.nn.LSTM(N, N),
                 "GRU": torch.nn.GRU(N, N),
             }
@@ -52,9 +106,50 @@ def layer_table(args, N: int) -> None:
                 layer.to(args.device, dtype)
                 t[name] = median_seconds(fwd_bwd(lambda m=layer: m(x)[0], x, *layer.parameters()),
                                          args.repeat, args.device)
-            print(f"| {dname} | {T} | {t['IndRNN']:.4f} | {t['DuRNN']:.4f} | {t['LSTM']:.4f} | "
-                  f"{t['GRU']:.4f} | {t['LSTM'] / t['IndRNN']:.1f}x | {t['LSTM'] / t['DuRNN']:.1f}x |",
-                  flush=True)
+            with backend("short=triton"):
+                fused = seconds_or_reason(fwd_bwd(lambda: durnn(x)[0], x, *durnn.parameters()),
+                                          args, reasons)
+            print(f"| {dname} | {T} | {t['IndRNN']:.4f} | {t['DuRNN']:.4f} | {cell(fused)} | "
+                  f"{t['LSTM']:.4f} | {t['GRU']:.4f} | {t['LSTM'] / t['IndRNN']:.1f}x | "
+                  f"{t['LSTM'] / t['DuRNN']:.1f}x | {ratio(t['LSTM'], fused)} |", flush=True)
+    print_reasons(reasons)
+
+
+def short_term_table(args) -> None:
+    D, Ns = args.N, args.N // 4
+    print(f"\nDuRNN short-term recurrence alone (relu), fwd+bwd seconds, B={args.B}, D={D}, "
+          f"N_s={Ns}, {header(args.device)}")
+    print("| dtype | T | block_b | cuDNN rnn_relu | GEMM + kernel | speed-up | kernel alone | "
+          "GB/s | copy GB/s | % of copy |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    reasons: Dict[str, None] = {}
+    for dname in args.dtypes:
+        dtype = DTYPES[dname]
+        copy = copy_bandwidth(args, dtype)
+        for T in args.T:
+            def make(*shape, scale=1.0):
+                return (torch.randn(*shape, device=args.device) * scale).to(dtype).requires_grad_()
+
+            x, W, b = make(T, args.B, D), make(Ns, D, scale=D ** -0.5), make(Ns, scale=0.1)
+            U = torch.randn(Ns, Ns, device=args.device, dtype=torch.float64)
+            U = (U * 0.9 / torch.linalg.matrix_norm(U, 2)).to(dtype).requires_grad_()
+            s0 = torch.zeros(args.B, Ns, device=args.device, dtype=dtype, requires_grad=True)
+            p = make(T, args.B, Ns)
+            cudnn = median_seconds(fwd_bwd(lambda: short_rnn_cudnn(x, W, b, U, s0), x, W, b, U, s0),
+                                   args.repeat, args.device)
+            for bb in args.short_block_b:
+                def fused():
+                    return short_rnn_triton(torch.nn.functional.linear(x, W, b), U, s0, block_b=bb)
+
+                gemm_kernel = seconds_or_reason(fwd_bwd(fused, x, W, b, U, s0), args, reasons)
+                alone = seconds_or_reason(
+                    fwd_bwd(lambda: short_rnn_triton(p, U, s0, block_b=bb), p, U, s0), args, reasons)
+                gbs = None if alone is None else 5 * p.numel() * p.element_size() / alone / 1e9
+                print(f"| {dname} | {T} | {bb} | {cudnn:.5f} | {cell(gemm_kernel, 5)} | "
+                      f"{ratio(cudnn, gemm_kernel)} | {cell(alone, 5)} | "
+                      f"{'-' if gbs is None else f'{gbs:.0f}'} | {copy:.0f} | "
+                      f"{'-' if gbs is None else f'{100 * gbs / copy:.0f}%'} |", flush=True)
+    print_reasons(reasons)
 
 
 def copy_bandwidth(args, dtype) -> float:
@@ -114,6 +209,8 @@ def main():
     p.add_argument("--N", type=int, default=1024)
     p.add_argument("--paper-N", type=int, default=128, help="second width (0: skip)")
     p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=sorted(DTYPES))
+    p.add_argument("--short-block-b", type=int, nargs="+", default=[16],
+                   help="batch rows per program of the short-term kernel (powers of two >= 16)")
     p.add_argument("--scan-cols", type=int, nargs="+", default=[128, 1024])
     p.add_argument("--scan-T", type=int, nargs="+", default=[4096, 16384, 65536])
     p.add_argument("--repeat", type=int, default=5)
@@ -122,6 +219,7 @@ def main():
     layer_table(args, args.N)
     if args.paper_N:
         layer_table(args, args.paper_N)
+    short_term_table(args)
     bandwidth_table(args)
     scan_table(args)
 
