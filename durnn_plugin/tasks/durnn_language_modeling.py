@@ -23,8 +23,11 @@ run one after the other, each from segment 0, so they share one); fairseq's dumm
 Checkpoints: fairseq stores ``get_checkpoint_dict()`` with every checkpoint and hands it back to
 ``set_checkpoint_dict`` when training resumes (after restoring the data iterator's position), so
 a run resumed from a mid-epoch checkpoint continues with the training state the segment before
-had left (with ``--state-cache``, with the cache as it was). fairseq saves on rank 0 only: with
-several data-parallel workers the other workers' streams (caches) restart from zeros after a resume.
+had left (with ``--state-cache``, with the cache as it was). fairseq saves on data-parallel
+worker 0 only; with several workers, worker 0 keeps a copy of every worker's training state,
+updated after each training batch (:mod:`.worker_states`), so a checkpoint holds one entry per
+worker and on resume each worker takes back its own. A run resumed with another number of
+workers has other streams: every worker then starts from zeros, with a warning.
 """
 import logging
 import os
@@ -40,9 +43,10 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
 from ..errors import check, check_positive_int, check_range
-from .state_cache import StateCache, collate_blocks, worker_blocks
+from .state_cache import collate_blocks, worker_blocks
 from .state_carrier import StateBox, StateCarrier
 from .streams import collate_segment, concatenate_lines, worker_segments
+from .worker_states import TrainingState, WorkerStates, batch_key
 
 
 logger = logging.getLogger(__name__)
@@ -81,9 +85,10 @@ class DuRNNLanguageModelingTask(FairseqTask):
               "only without --stream-groups, --shuffle-streams and --state-reset-prob (it "
               "replaces them)")
         self.dictionary = dictionary
-        self.carriers = {"train": StateCarrier(cfg.state_reset_prob, cfg.seed),
-                         "valid": StateCarrier()}
-        self.cache = StateCache() if cfg.state_cache else None
+        self.workers = WorkerStates(
+            lambda: TrainingState(cfg.state_reset_prob, cfg.seed, cfg.state_cache))
+        self.carriers = {"train": self.workers.own.carrier, "valid": StateCarrier()}
+        self.cache = self.workers.own.cache
         self.shard = (1, 0)  # (data-parallel workers, this worker), from get_batch_iterator
 
     @classmethod
@@ -147,43 +152,47 @@ class DuRNNLanguageModelingTask(FairseqTask):
             num_workers=num_workers, epoch=epoch, buffer_size=data_buffer_size,
             disable_shuffling=True, persistent_workers=False)
 
-    def _attach(self, sample, mode: str) -> None:
-        """Put the box of ``sample``'s segment (or blocks) into its ``net_input`` (``mode``:
-        train / valid)."""
-        if "blocks" in sample:
-            box = self.cache.box_for(sample["blocks"])
-        else:
-            box = self.carriers[mode].box_for(sample["segment"], sample["group"])
+    @staticmethod
+    def _attach(sample, box: StateBox) -> None:
+        """Put ``box`` into ``sample``'s ``net_input``, on the device of its tokens."""
         sample["net_input"]["carried_state"] = box.to(sample["net_input"]["src_tokens"].device)
 
     def get_checkpoint_dict(self):
-        """What fairseq saves with a checkpoint: this worker's training carrier (stream
-        position, carried state, reset generator), its state cache (``--state-cache``) and which
-        worker they belong to."""
-        cache = None if self.cache is None else self.cache.state_dict()
-        return {type(self).__name__: {"shard": list(self.shard), "cache": cache,
-                                      "train": self.carriers["train"].state_dict()}}
+        """What fairseq saves with a checkpoint (on data-parallel worker 0): per worker its
+        training carrier (stream positions, carried state, reset generator) or its state cache
+        (``--state-cache``), see :meth:`WorkerStates.state_dict`."""
+        num_workers, me = self.shard
+        return {type(self).__name__: {"workers": self.workers.state_dict(num_workers, me)}}
 
     def set_checkpoint_dict(self, saved):
-        """Restore the training carrier when it belongs to this worker (the same shard of the
-        same number of workers); other workers start from zeros."""
-        if tuple(saved["shard"]) == self.shard:
-            self.carriers["train"].load_state_dict(saved["train"])
-            if self.cache is not None and saved.get("cache") is not None:
-                self.cache.load_state_dict(saved["cache"])
+        """Each worker takes back its own training state, when the checkpoint was written by
+        as many workers as this run has; otherwise every worker starts from zeros. A checkpoint
+        of the single-entry format (``shard``, ``train``, ``cache``) restores the worker it
+        names."""
+        num_workers, me = self.shard
+        workers = saved.get("workers")
+        if workers is None:
+            workers = [saved if tuple(saved["shard"]) == (num_workers, r) else None
+                       for r in range(num_workers)]
+        if len(workers) != num_workers:
+            logger.warning("the checkpoint holds the training state of %d data-parallel "
+                           "workers and this run has %d, whose streams differ: every worker "
+                           "starts from a zero state", len(workers), num_workers)
+            return
+        self.workers.load_state_dict(workers, me)
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        if ignore_grad:  # a dummy batch: fairseq replays the first batch with zero weight
-            sample["net_input"]["carried_state"] = StateBox()
-        else:
-            self._attach(sample, "train")
+        """Train on ``sample`` from the state its segment (blocks) starts from; a dummy batch
+        (``ignore_grad``: fairseq replays the first batch with zero weight) gets a box of its
+        own. Every worker then shares what the batch changed (:class:`WorkerStates`)."""
+        key = None if ignore_grad else batch_key(sample, self.cache)
+        self._attach(sample, StateBox() if key is None else self.workers.own.box_for(key))
         result = super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
-        if "blocks" in sample and not ignore_grad:
-            self.cache.store(sample["blocks"], sample["net_input"]["carried_state"])
+        self.workers.after_batch(key, sample["net_input"]["carried_state"])
         return result
 
     def valid_step(self, sample, model, criterion):
-        self._attach(sample, "valid")
+        self._attach(sample, self.carriers["valid"].box_for(sample["segment"], sample["group"]))
         return super().valid_step(sample, model, criterion)
 
     def eval_lm_dataloader(self, dataset, max_tokens: Optional[int] = 36000,
