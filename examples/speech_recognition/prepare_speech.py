@@ -16,6 +16,11 @@ Output, under ``--workdir``: ``wav/<id>.wav`` (16 kHz mono) and ``data/`` (:mod:
 features newer than their WAV file, are reused, so a rerun with other counts synthesises only
 what is new.
 Every manifest is checked with the plugin's row checker before the script ends.
+
+Run from the repository root as a module (it imports its neighbours through the ``examples``
+package)::
+
+    python -m examples.speech_recognition.prepare_speech --workdir WORK
 """
 import argparse
 import logging
@@ -25,14 +30,11 @@ import sys
 import time
 from typing import Dict, List, Sequence
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "language_model")))
-sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..")))
+from examples.language_model import prepare_brown
+from examples.speech_recognition import features, synthesize
+from examples.speech_recognition.synthesize import Utterance
 
-import features  # noqa: E402
-import synthesize  # noqa: E402
-from synthesize import Utterance  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 DEV_VOICES = ("espeak-en-us-nyc+f1",)
 TEST_VOICES = ("flite-rms", "espeak-en-gb-x-rp+f4")
@@ -101,8 +103,6 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
 
 def brown_sentences(workdir: str) -> Dict[str, List[str]]:
     """Short Brown sentences per Brown split (train, valid, test)."""
-    import prepare_brown
-
     data, _ = prepare_brown.read_corpus(prepare_brown.fetch(workdir))
     return {split: synthesize.short_sentences(sents) for split, sents in data.items()}
 

@@ -56,7 +56,7 @@ TASK=(--user-dir durnn_plugin --task durnn_speech_to_text --required-batch-size-
 stage "prepare: synthesise, features, manifests, vocabulary -> $DATA"
 t0=$(now)
 # shellcheck disable=SC2086
-$BIN/python $HERE/prepare_speech.py --workdir "$WORK" $PREPARE_ARGS | tee "$LOGS/prepare.log"
+$BIN/python -m examples.speech_recognition.prepare_speech --workdir "$WORK" $PREPARE_ARGS | tee "$LOGS/prepare.log"
 t_prepare=$(( $(now) - t0 ))
 
 if [ "$TRAIN_MINUTES" != 0 ]; then
@@ -105,7 +105,7 @@ for subset in "${TEST_SETS[@]}"; do
     || { tail -5 "$LOGS/generate_$subset.log"; exit 1; }
   total=$(grep -E "^Generate $subset with" "$RESULTS/generate-$subset.txt")
   echo "$total"
-  per_voice=$($BIN/python $HERE/wer_by_voice.py "$DATA/$subset.tsv" "$RESULTS/generate-$subset.txt")
+  per_voice=$($BIN/python -m examples.speech_recognition.wer_by_voice "$DATA/$subset.tsv" "$RESULTS/generate-$subset.txt")
   echo "$per_voice"
   summary+=("$subset (fairseq-generate: ${total#*: }):" "$(sed 's/^/  /' <<< "$per_voice")")
 done

@@ -11,23 +11,19 @@ drops a last batch smaller than ``--required-batch-size-multiple``, default 8, s
 (``fairseq.scoring.wer``: word edit distance / reference words, in %), then all rows together.
 
 Prints one line per voice, ``<voice> WER <x> (<words> words, <n> utterances)``, then ``all``.
+Run from the repository root: ``python -m examples.speech_recognition.wer_by_voice TSV GENERATE``.
 """
 import argparse
 import collections
 import os
 import re
-import sys
 from typing import Dict, List, Tuple
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..")))
+import yaml
+from fairseq.scoring.wer import WerScorer, WerScorerConfig
 
-import yaml  # noqa: E402
-from fairseq.scoring.wer import WerScorer, WerScorerConfig  # noqa: E402
-
-from durnn_plugin.tasks.s2t_manifest import check_manifest  # noqa: E402
-from features import read_manifest  # noqa: E402
+from durnn_plugin.tasks.s2t_manifest import check_manifest
+from examples.speech_recognition.features import read_manifest
 
 LINE = re.compile(r"^([TD])-(\d+)\t(.*)$")
 
