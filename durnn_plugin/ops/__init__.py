@@ -7,6 +7,7 @@ from .indrnn_cpu import indrnn_loop
 from .indrnn_reference import indrnn_reference
 from .indrnn_scan import indrnn_scan
 from .indrnn_triton import indrnn_triton
+from .indrnn_triton_pipelined import indrnn_triton_pipelined
 from .indrnn_triton_scan import indrnn_triton_scan
 from .short_rnn_cpu import short_rnn_loop
 from .short_rnn_cudnn import short_rnn_cudnn
@@ -24,6 +25,7 @@ __all__ = [
     "indrnn_reference",
     "indrnn_scan",
     "indrnn_triton",
+    "indrnn_triton_pipelined",
     "indrnn_triton_scan",
     "short_rnn_loop",
     "short_rnn_cudnn",

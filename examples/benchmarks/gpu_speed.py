@@ -16,10 +16,11 @@ Four tables, each with the device name, torch version and date:
    fp32 as the layer does) against one GEMM plus the fused kernel (``short=triton``) for each
    ``--short-block-b`` (batch rows per program); and the kernel alone (``p`` given) with its
    effective bandwidth, counted as in table 3.
-3. Effective bandwidth of the IndRNN recurrence kernel (``auto``): fwd+bwd moves 5 elements per
-   (t, b, n) in the I/O dtype (a and h in the forward; g, h and ∂a in the backward), against the
-   device's copy bandwidth (``y.copy_(x)``, 2 elements per element copied). Goal: >= 70% at
-   T = 4096, B = 64, N = 1024 in fp32 and bf16.
+3. Effective bandwidth of the IndRNN recurrence kernels, the one ``auto`` picks and the pipelined
+   one (``indrnn_triton_pipelined``) for each ``--pipelined-block`` and ``--pipelined-stages``:
+   fwd+bwd moves 5 elements per (t, b, n) in the I/O dtype (a and h in the forward; g, h and ∂a
+   in the backward), against the device's copy bandwidth (``y.copy_(x)``, 2 elements per element
+   copied). Goal: >= 70% at T = 4096, B = 64, N = 1024 in fp32 and bf16.
 4. The chunked scans (``triton_scan``: Triton kernels; ``scan``: vectorised torch) against the
    sequential kernel for few columns and long T (goal: >= 10x at B·N <= 1024, T >= 16k).
 
@@ -36,8 +37,8 @@ from bench_utils import fwd_bwd, header, median_seconds
 
 from durnn_plugin.modules import DuRNNCell, IndRNNCell
 from durnn_plugin.ops import (
-    indrnn_loop, indrnn_recurrence, indrnn_scan, indrnn_triton, indrnn_triton_scan,
-    short_rnn_cudnn, short_rnn_triton,
+    choose_backend, indrnn_loop, indrnn_recurrence, indrnn_scan, indrnn_triton,
+    indrnn_triton_pipelined, indrnn_triton_scan, short_rnn_cudnn, short_rnn_triton,
 )
 from durnn_plugin.ops.triton_support import cannot_run_reason
 
@@ -144,11 +145,9 @@ def short_term_table(args) -> None:
                 gemm_kernel = seconds_or_reason(fwd_bwd(fused, x, W, b, U, s0), args, reasons)
                 alone = seconds_or_reason(
                     fwd_bwd(lambda: short_rnn_triton(p, U, s0, block_b=bb), p, U, s0), args, reasons)
-                gbs = None if alone is None else 5 * p.numel() * p.element_size() / alone / 1e9
                 print(f"| {dname} | {T} | {bb} | {cudnn:.5f} | {cell(gemm_kernel, 5)} | "
                       f"{ratio(cudnn, gemm_kernel)} | {cell(alone, 5)} | "
-                      f"{'-' if gbs is None else f'{gbs:.0f}'} | {copy:.0f} | "
-                      f"{'-' if gbs is None else f'{100 * gbs / copy:.0f}%'} |", flush=True)
+                      f"{bandwidth_cells(p, alone, copy)} |", flush=True)
     print_reasons(reasons)
 
 
@@ -159,11 +158,20 @@ def copy_bandwidth(args, dtype) -> float:
     return 2 * x.numel() * x.element_size() / s / 1e9
 
 
+def bandwidth_cells(x: torch.Tensor, seconds: Optional[float], copy: float) -> str:
+    """``GB/s | copy GB/s | % of copy`` for a fwd+bwd that moves 5 elements per element of x."""
+    if seconds is None:
+        return f"- | {copy:.0f} | -"
+    gbs = 5 * x.numel() * x.element_size() / seconds / 1e9
+    return f"{gbs:.0f} | {copy:.0f} | {100 * gbs / copy:.0f}%"
+
+
 def bandwidth_table(args) -> None:
-    print(f"\nrecurrence kernel (DURNN_BACKEND=auto) fwd+bwd bandwidth, B={args.B}, N={args.N}, "
+    print(f"\nIndRNN recurrence kernels fwd+bwd bandwidth, B={args.B}, N={args.N}, "
           f"{header(args.device)}")
-    print("| dtype | T | seconds | GB/s | copy GB/s | % of copy |")
-    print("|---|---|---|---|---|---|")
+    print("| dtype | T | kernel | seconds | GB/s | copy GB/s | % of copy |")
+    print("|---|---|---|---|---|---|---|")
+    reasons: Dict[str, None] = {}
     for dname in args.dtypes:
         dtype = DTYPES[dname]
         copy = copy_bandwidth(args, dtype)
@@ -171,9 +179,15 @@ def bandwidth_table(args) -> None:
             a = torch.randn(T, args.B, args.N, device=args.device, dtype=dtype, requires_grad=True)
             u = torch.rand(args.N, device=args.device, dtype=dtype, requires_grad=True)
             s = median_seconds(fwd_bwd(lambda: indrnn_recurrence(a, u), a, u), args.repeat, args.device)
-            gbs = 5 * a.numel() * a.element_size() / s / 1e9
-            print(f"| {dname} | {T} | {s:.5f} | {gbs:.0f} | {copy:.0f} | {100 * gbs / copy:.0f}% |",
-                  flush=True)
+            print(f"| {dname} | {T} | auto ({choose_backend(a)}) | {s:.5f} | "
+                  f"{bandwidth_cells(a, s, copy)} |", flush=True)
+            for block in args.pipelined_block:
+                for stages in args.pipelined_stages:
+                    s = seconds_or_reason(fwd_bwd(lambda: indrnn_triton_pipelined(
+                        a, u, block=block or None, stages=stages), a, u), args, reasons)
+                    print(f"| {dname} | {T} | pipelined, block {block or 'default'}, {stages} "
+                          f"stages | {cell(s, 5)} | {bandwidth_cells(a, s, copy)} |", flush=True)
+    print_reasons(reasons)
 
 
 def scan_table(args) -> None:
@@ -211,6 +225,10 @@ def main():
     p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=sorted(DTYPES))
     p.add_argument("--short-block-b", type=int, nargs="+", default=[16],
                    help="batch rows per program of the short-term kernel (powers of two >= 16)")
+    p.add_argument("--pipelined-block", type=int, nargs="+", default=[0],
+                   help="columns per program of the pipelined IndRNN kernel (0: its default)")
+    p.add_argument("--pipelined-stages", type=int, nargs="+", default=[4, 8, 16],
+                   help="pipeline depths of the pipelined IndRNN kernel")
     p.add_argument("--scan-cols", type=int, nargs="+", default=[128, 1024])
     p.add_argument("--scan-T", type=int, nargs="+", default=[4096, 16384, 65536])
     p.add_argument("--repeat", type=int, default=5)
