@@ -1,4 +1,4 @@
-"""Any cell, dilated (Dilated RNN; SPEC section 3): the cell recurs over ``t - d``.
+"""Any cell, dilated (Dilated RNN; docs/model.md section 3): the cell recurs over ``t - d``.
 
 Runs the wrapped cell on the view ``(T'/d, d·B, D)`` of :func:`..ops.dilate` and maps states
 between the cell's per-column form ``(1, d·B, C)`` and the time-ordered form ``(d, B, C)`` (the

@@ -1,4 +1,4 @@
-"""DuRNN module (SPEC section 2). x ``(T, B, D)``; sizes ``N_s`` (short), ``N_l`` (long)::
+"""DuRNN module (docs/model.md section 2). x ``(T, B, D)``; sizes ``N_s`` (short), ``N_l`` (long)::
 
     s_t = φ(W_s x_t + U_s s_{t-1} + b_s)              short-term, full recurrence
     g_t = σ(W_g x_t + V_g s_t + b_g)                 selection

@@ -1,4 +1,4 @@
-"""IndRNN cell (SPEC sections 1 and 4): ``h_t = relu(W x_t + b + u ⊙ h_{t-1})``.
+"""IndRNN cell (docs/model.md sections 1 and 3): ``h_t = relu(W x_t + b + u ⊙ h_{t-1})``.
 
 x ``(T, B, D)`` -> h ``(T, B, N)``; state ``(h,)`` with h ``(1, B, N)``. The bound
 ``|u_n| <= u_bound`` (``γ^{1/T}``), or ``u_floor <= u_n <= u_bound`` with a floor

@@ -9,7 +9,7 @@ Input x ``(T, B, D)``, right-padded with ``lengths (B,)`` (``None``: no padding)
     y_l = norm_l(y_l)                  layer / batch (over valid positions) / none
     x_{l+1} = dropout(y_l)             one mask per sequence, shared over time; not after the last
 
-or, with ``--block residual`` (SPEC section 4), a pre-activation block of two cells
+or, with ``--block residual`` (docs/model.md section 4), a pre-activation block of two cells
 (:class:`ResidualBlock`): ``y_l = skip_l(x_l) + cell_l2(norm_l2(cell_l1(norm_l1(x_l))))``.
 
 Bidirectional: a second stack runs over each sequence's valid part reversed; its output is
@@ -88,7 +88,7 @@ class StackLayer(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """``--block residual`` (SPEC section 4, the residual IndRNN block, for any cell): two
+    """``--block residual`` (docs/model.md section 4, the residual IndRNN block, for any cell): two
     pre-activation units and an identity skip, ``y = skip(x) + cell_2(norm_2(cell_1(norm_1(x))))``
     (``skip`` projects where sizes differ, i.e. only in the first block). The last block also
     normalises its output (``final_norm``), as pre-activation networks do before their head.
@@ -120,7 +120,7 @@ class ResidualBlock(nn.Module):
 
 
 class DenseLayer(nn.Module):
-    """``--block dense`` (SPEC section 4, densely connected): ``y = [x ; norm(cell(x))]``
+    """``--block dense`` (docs/model.md section 4, densely connected): ``y = [x ; norm(cell(x))]``
     ``(T, B, C + N)``, so layer ``l`` reads the stack input and every earlier layer's output
     (DenseNet's connectivity, without transition or bottleneck layers). The width grows by the
     cell's output size ``N`` per layer: a stack of ``L`` layers outputs ``C + L·N`` features."""

@@ -62,8 +62,8 @@ class StackOptions:
     norm: str = field(default="layer", metadata=_help(
         "normalisation between modules: " + ", ".join(NORMS)))
     block: str = field(default="post-norm", metadata=_help(
-        "layer structure: post-norm (norm(cell(x) + skip(x))), residual (SPEC section 4: "
-        "skip(x) + cell(norm(cell(norm(x)))), two cells per layer) or dense (SPEC section 4: "
+        "layer structure: post-norm (norm(cell(x) + skip(x))), residual (docs/model.md section 4: "
+        "skip(x) + cell(norm(cell(norm(x)))), two cells per layer) or dense (docs/model.md section 4: "
         "[x ; norm(cell(x))], each layer reads the input and all earlier layers' outputs)"))
     no_residual: bool = field(default=False, metadata=_help(
         "no residual connections (by default each module adds its input, through a linear "

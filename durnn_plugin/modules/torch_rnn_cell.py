@@ -1,4 +1,4 @@
-"""LSTM and GRU baselines (SPEC section 4) through torch's cuDNN-backed modules, behind the
+"""LSTM and GRU baselines (docs/model.md section 3) through torch's cuDNN-backed modules, behind the
 same cell interface: x ``(T, B, D)`` -> y ``(T, B, N)``; state ``(h, c)`` for LSTM, ``(h,)``
 for GRU, each ``(1, B, N)``. Right-padded batches go through a packed sequence so the returned
 state is the one at each sequence's length.

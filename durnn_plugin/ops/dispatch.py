@@ -32,7 +32,7 @@ view:
   ``S ≥ SCAN_MIN_STEPS``, else ``cpu``.
 
 The CUDA thresholds come from ``examples/benchmarks/gpu_speed.py`` (fwd+bwd, fp32) on an H100
-(README, GPU speed): ``triton_scan`` against the sequential kernel measured 1.0-1.5x at
+(examples/benchmarks/README.md, GPU): ``triton_scan`` against the sequential kernel measured 1.0-1.5x at
 C = 128, T = 4096, 1.8x at C = 1024, T = 4096, 4.4-8.0x at T = 16384 and 20-28x at T = 65536;
 wider C was not measured, so it keeps the sequential kernel. The torch ``scan`` on CUDA measured
 0.1-0.8x of the sequential kernel, so it is not chosen there when triton is available.

@@ -4,7 +4,7 @@ Forward and backward each loop over time with in-place vector ops on whole ``(B,
 so autograd records one node for the whole sequence instead of one per step. Dilation uses the
 view of :mod:`.time_dilation`, so the loop itself always recurs over ``t - 1``.
 
-Backward (SPEC section 1), with ``m_t = 1[h_t > 0]`` (the same as ``a_t + u ⊙ h_{t-1} > 0``
+Backward (docs/model.md section 1), with ``m_t = 1[h_t > 0]`` (the same as ``a_t + u ⊙ h_{t-1} > 0``
 because ``h_t = relu(·)``) and ``g_t`` the incoming gradient at ``h_t``::
 
     ∂a_t = m_t ⊙ (g_t + u ⊙ ∂a_{t+1})

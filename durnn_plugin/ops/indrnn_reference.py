@@ -1,4 +1,4 @@
-"""Reference IndRNN recurrence (SPEC section 1): a plain loop under autograd.
+"""Reference IndRNN recurrence (docs/model.md section 1): a plain loop under autograd.
 
     h_t = relu(a_t + u ⊙ h_{t-d})
 

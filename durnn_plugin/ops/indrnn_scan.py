@@ -1,4 +1,4 @@
-"""Exact parallel-in-time IndRNN recurrence (SPEC section 1): a chunked scan in vectorised torch.
+"""Exact parallel-in-time IndRNN recurrence (docs/model.md section 1): a chunked scan in vectorised torch.
 
     h_t = relu(a_t + u ⊙ h_{t-d})
 

@@ -1,4 +1,4 @@
-"""The sequential Triton IndRNN recurrence (SPEC section 1): one program per block of columns
+"""The sequential Triton IndRNN recurrence (docs/model.md section 1): one program per block of columns
 loops over all of time.
 
     h_t = relu(a_t + u ⊙ h_{t-d})

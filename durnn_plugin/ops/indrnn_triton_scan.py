@@ -1,4 +1,4 @@
-"""Exact parallel-in-time IndRNN recurrence (SPEC section 1) as Triton kernels: the chunked scan
+"""Exact parallel-in-time IndRNN recurrence (docs/model.md section 1) as Triton kernels: the chunked scan
 of :mod:`.indrnn_scan` for few columns and long sequences.
 
     h_t = relu(a_t + u ⊙ h_{t-d})

@@ -1,4 +1,4 @@
-"""The DuRNN short-term recurrence on the CPU as one autograd function (SPEC section 2)::
+"""The DuRNN short-term recurrence on the CPU as one autograd function (docs/model.md section 2)::
 
     s_t = φ(p_t + s_{t-1} U^T)        p ``(T, B, N)`` = ``W_s x_t + b_s`` (computed outside),
                                       U ``(N, N)``, s_{-1} = s0 ``(B, N)``, φ = relu or tanh

@@ -4,7 +4,7 @@
                                          s_{-1} = s0 ``(B, N)``, φ = relu or tanh
 
 ``torch.rnn_relu`` / ``torch.rnn_tanh`` do the input GEMM themselves. cuDNN's bf16 RNN is slower
-than its fp32 one (H100, T = 1024, B = 64, N = 256: README, GPU speed), so bf16 inputs run in
+than its fp32 one (H100, T = 1024, B = 64, N = 256: examples/benchmarks/README.md), so bf16 inputs run in
 fp32 and the result is cast back. On the CPU the same op runs torch's own kernel, which records
 one autograd node per step (O(T²) backward): use :mod:`.short_rnn_cpu` there.
 """

@@ -1,4 +1,4 @@
-"""The DuRNN short-term recurrence (SPEC section 2) as Triton kernels, forward and backward, with
+"""The DuRNN short-term recurrence (docs/model.md section 2) as Triton kernels, forward and backward, with
 the contract of :func:`.short_rnn_cpu.short_rnn_loop`::
 
     s_t = φ(p_t + s_{t-1} Uᵀ)        p ``(T, B, N)`` = ``W_s x_t + b_s`` (one GEMM, outside),
