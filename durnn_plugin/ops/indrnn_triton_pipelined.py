@@ -1,4 +1,4 @@
-"""The sequential IndRNN recurrence (SPEC section 1) as Triton kernels whose time loops let the
+"""The sequential IndRNN recurrence (docs/model.md section 1) as Triton kernels whose time loops let the
 compiler prefetch several steps, for the bandwidth limit rather than the latency of one step::
 
     h_t = relu(a_t + u ⊙ h_{t-d})
