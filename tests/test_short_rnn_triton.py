@@ -22,7 +22,10 @@ from durnn_plugin.modules import DuRNNCell  # noqa: E402
 from durnn_plugin.ops import (  # noqa: E402
     choose_short_backend, selected_backend, short_rnn_loop, short_rnn_recurrence,
 )
-from triton_cases import DEVICES, TOLS, assert_near, device  # noqa: E402,F401  (the fixture)
+from triton_cases import (  # noqa: E402,F401  (device, aot: fixtures)
+    DEVICES, TOLS, aot, assert_length_not_specialised, assert_matches_reference, assert_near,
+    assert_state_carries, compile_for_sm90, device,
+)
 
 kernel_module = importlib.import_module("durnn_plugin.ops.short_rnn_triton")
 dispatch = importlib.import_module("durnn_plugin.ops.dispatch")
@@ -55,16 +58,8 @@ def check_against_loop(T, B, N, dtype, device, activation, block_b=None):
     p, U, s0 = make_inputs(T, B, N, dtype, device)
     s = short_rnn_triton(p, U, s0, activation, block_b=block_b)
     assert s.dtype == dtype and s.device.type == device and s.shape == (T, B, N)
-    ref_in = [x.detach().double().cpu().requires_grad_() for x in (p, U, s0)]
-    ref = short_rnn_loop(*ref_in, activation)
-    tol = tolerance(dtype, device)
-    assert_near(s, ref, tol, "s")
-    grad = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    grads = torch.autograd.grad(s, (p, U, s0), grad.to(dtype).to(device))
-    ref_grads = torch.autograd.grad(ref, ref_in, grad.to(dtype).double())
-    for name, x, y in zip(("p", "U", "s0"), grads, ref_grads):
-        assert x.dtype == dtype
-        assert_near(x, y, tol * (10 if name == "U" else 1), f"grad {name}")
+    assert_matches_reference(s, (p, U, s0), lambda *x: short_rnn_loop(*x, activation),
+                             tolerance(dtype, device), ("p", "U", "s0"), loose=("U",))
 
 
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
@@ -85,18 +80,10 @@ def test_low_precision_on_cuda(device, T, B, N, block_b, activation, dtype):
 
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
 def test_state_in_and_out(device):
-    """Two calls chained through the final state (3 + 6 steps) equal one call over 9 steps, in
-    values and in the gradients that flow back through the carried state."""
+    """3 + 6 steps chained through the final state equal 9 steps, values and gradients."""
     p, U, s0 = make_inputs(9, 20, 17, torch.float64, device, seed=4)
-    whole = short_rnn_triton(p, U, s0, block_b=16)
-    first = short_rnn_triton(p[:3], U, s0, block_b=16)
-    second = short_rnn_triton(p[3:], U, first[-1], block_b=16)
-    chained = torch.cat([first, second])
-    assert_near(chained, whole, 1e-12, "chained s")
-    g = torch.randn(whole.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    for name, x, y in zip(("p", "U", "s0"), torch.autograd.grad(chained, (p, U, s0), g.to(device)),
-                          torch.autograd.grad(whole, (p, U, s0), g.to(device))):
-        assert_near(x, y, 1e-12, f"chained grad {name}")
+    assert_state_carries(lambda x, state: short_rnn_triton(x, U, state, block_b=16), p, s0,
+                         (p, U, s0), 3, lambda first: first[-1])
 
 
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
@@ -231,27 +218,15 @@ def test_durnn_layer_uses_the_forced_kernel(monkeypatch):
 
 
 def test_length_is_not_specialised(monkeypatch):
-    """T is a runtime argument (``do_not_specialize``): no recompilation per length."""
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    for kernel in kernel_module._build_kernels():
-        params = {p.name: p for p in kernel.params}
-        assert params["T"].do_not_specialize and not params["T"].is_constexpr
-        assert all(params[c].is_constexpr for c in ("BLOCK_B", "NP", "ACC", "PREC", "TANH"))
+    assert_length_not_specialised(kernel_module._build_kernels(),
+                                  ("BLOCK_B", "NP", "ACC", "PREC", "TANH"))
 
 
-def compile_for_sm90(tmp_path, monkeypatch, dtype, NP, count=2):
-    """The first ``count`` of (forward, backward) compiled ahead of time for an H100 (sm_90)
-    with triton's bundled ptxas."""
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
-    import triton
+def compile_kernels(dtype, NP, count=2):
+    """The first ``count`` of (forward, backward) compiled for sm_90 (needs the ``aot`` fixture)."""
     import triton.language as tl
 
-    try:
-        from triton.backends.compiler import GPUTarget
-        from triton.compiler import ASTSource
-    except ImportError:
-        pytest.skip("this triton has no ahead-of-time compile API")
     p = "*" + dtype
     runtime = {"T": "i32", "B": "i32", "N": "i32", "BLOCK_B": "constexpr", "NP": "constexpr",
                "ACC": "constexpr", "PREC": "constexpr", "TANH": "constexpr"}
@@ -260,28 +235,21 @@ def compile_for_sm90(tmp_path, monkeypatch, dtype, NP, count=2):
                   (bwd, {"g_ptr": p, "s_ptr": p, "u_ptr": p, "dp_ptr": p, **runtime})]
     constexprs = {"BLOCK_B": 16, "NP": NP, "ACC": tl.float64 if dtype == "fp64" else tl.float32,
                   "PREC": "ieee" if dtype == "fp64" else "tf32", "TANH": False}
-    compiled = []
-    for kernel, signature in signatures[:count]:
-        source = ASTSource(kernel, signature, constexprs=constexprs)
-        try:
-            compiled.append(triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                                           options={"num_warps": kernel_module.NUM_WARPS}))
-        except FileNotFoundError as e:  # no ptxas in this triton install
-            pytest.skip(f"cannot compile for sm_90 here: {e}")
-    return compiled
+    return [compile_for_sm90(kernel, signature, constexprs, kernel_module.NUM_WARPS)
+            for kernel, signature in signatures[:count]]
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16", "fp64"])
-def test_kernels_compile_for_sm90_without_a_gpu(monkeypatch, tmp_path, dtype):
-    """The interpreter does not type-check like the compiler: compile every dtype, and check that
-    the per-step product runs on the matrix units (mma), not on scalar FMAs."""
-    for kernel in compile_for_sm90(tmp_path, monkeypatch, dtype, 32):
+def test_kernels_compile_for_sm90_without_a_gpu(aot, dtype):
+    """Both kernels compile in every dtype, and the per-step product runs on the matrix units
+    (mma), not on scalar FMAs."""
+    for kernel in compile_kernels(dtype, 32):
         assert "mma" in kernel.asm["ptx"]
 
 
-def test_bf16_state_matrix_of_the_default_layer_fits_an_h100(monkeypatch, tmp_path):
+def test_bf16_state_matrix_of_the_default_layer_fits_an_h100(aot):
     """``U`` stays in shared memory: at the DuRNN layer's ``N_s = 256`` in bf16 it must fit the
     227 KiB an H100 program can have (read from the compiled forward kernel, not estimated; the
     backward holds the same matrix)."""
-    (fwd,) = compile_for_sm90(tmp_path, monkeypatch, "bf16", 256, count=1)
+    (fwd,) = compile_kernels("bf16", 256, count=1)
     assert fwd.metadata.shared <= 227 * 1024

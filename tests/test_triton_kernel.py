@@ -19,8 +19,9 @@ pytest.importorskip("triton")
 import importlib  # noqa: E402
 
 from durnn_plugin.ops import indrnn_reference, indrnn_triton  # noqa: E402
-from triton_cases import (  # noqa: E402,F401  (device: the fixture)
-    DEVICES, TOLS, assert_near, device, make_inputs,
+from triton_cases import (  # noqa: E402,F401  (device, aot: fixtures)
+    DEVICES, TOLS, aot, assert_length_not_specialised, assert_matches_reference, assert_near,
+    assert_state_carries, compile_for_sm90, device, make_inputs,
 )
 
 pipelined_module = importlib.import_module("durnn_plugin.ops.indrnn_triton_pipelined")
@@ -33,17 +34,8 @@ def check_against_reference(T, d, dtype, device, block=None, kernel=indrnn_trito
     a, u, h0 = make_inputs(T, d, dtype, device)
     h = kernel(a, u, h0, d, block=block)
     assert h.dtype == dtype and h.device.type == device
-    # ground truth in fp64 on the same (rounded) inputs
-    ref_in = [x.detach().double().cpu().requires_grad_() for x in (a, u, h0)]
-    ref = indrnn_reference(*ref_in, d)
-    tol = TOLS[dtype]
-    assert_near(h, ref, tol, "h")
-    grad = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    grads = torch.autograd.grad(h, (a, u, h0), grad.to(dtype).to(device))
-    ref_grads = torch.autograd.grad(ref, ref_in, grad.to(dtype).double())
-    for name, x, y in zip(("a", "u", "h0"), grads, ref_grads):
-        assert x.dtype == dtype
-        assert_near(x, y, tol * (10 if name == "u" else 1), f"grad {name}")
+    assert_matches_reference(h, (a, u, h0), lambda *x: indrnn_reference(*x, d), TOLS[dtype],
+                             ("a", "u", "h0"), loose=("u",))
 
 
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
@@ -94,43 +86,24 @@ def test_default_state_and_mixed_parameter_dtype(device, kernel):
 
 @pytest.mark.parametrize("device", DEVICES, indirect=True)
 def test_pipelined_state_in_and_out(device):
-    """Two pipelined calls chained through the last d states (4 + 7 steps, d = 2) equal one call
-    over 11 steps, in values and in the gradients through the carried state."""
+    """4 + 7 steps chained through the last d = 2 states equal 11 steps, values and gradients."""
     a, u, h0 = make_inputs(11, 2, torch.float64, device)
-    whole = indrnn_triton_pipelined(a, u, h0, 2, block=4)
-    first = indrnn_triton_pipelined(a[:4], u, h0, 2, block=4)
-    second = indrnn_triton_pipelined(a[4:], u, first[-2:], 2, block=4)
-    chained = torch.cat([first, second])
-    assert_near(chained, whole, 1e-12, "chained h")
-    g = torch.randn(whole.shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
-    for name, x, y in zip("a u h0".split(), torch.autograd.grad(chained, (a, u, h0), g.to(device)),
-                          torch.autograd.grad(whole, (a, u, h0), g.to(device))):
-        assert_near(x, y, 1e-12, f"chained grad {name}")
+    assert_state_carries(lambda x, state: indrnn_triton_pipelined(x, u, state, 2, block=4), a, h0,
+                         (a, u, h0), 4, lambda first: first[-2:])
 
 
 def test_pipelined_length_is_not_specialised(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    for kernel in pipelined_module._build_kernels():
-        params = {p.name: p for p in kernel.params}
-        assert params["T"].do_not_specialize and not params["T"].is_constexpr
-        assert all(params[c].is_constexpr for c in ("BLOCK", "ACC", "STAGES"))
+    assert_length_not_specialised(pipelined_module._build_kernels(), ("BLOCK", "ACC", "STAGES"))
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16", "fp64"])
-def test_pipelined_kernels_prefetch_on_sm90(monkeypatch, tmp_path, dtype):
-    """Compiled ahead of time for an H100 (sm_90, triton's bundled ptxas, no GPU) with the column
-    count a multiple of 16 (as triton specialises it at launch): both time loops load through
-    asynchronous 16-byte copies into shared memory (``cp.async.cg``), i.e. several steps ahead."""
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
-    import triton
+def test_pipelined_kernels_prefetch_on_sm90(aot, dtype):
+    """Compiled for an H100 (sm_90, no GPU) with the column count a multiple of 16 (as triton
+    specialises it at launch): both time loops load through asynchronous 16-byte copies into
+    shared memory (``cp.async.cg``), i.e. several steps ahead."""
     import triton.language as tl
 
-    try:
-        from triton.backends.compiler import GPUTarget
-        from triton.compiler import ASTSource
-    except ImportError:
-        pytest.skip("this triton has no ahead-of-time compile API")
     p, acc = "*" + dtype, "*fp64" if dtype == "fp64" else "*fp32"
     runtime = {"T": "i32", "C": "i32", "N": "i32", "BLOCK": "constexpr", "ACC": "constexpr",
                "STAGES": "constexpr"}
@@ -141,12 +114,6 @@ def test_pipelined_kernels_prefetch_on_sm90(monkeypatch, tmp_path, dtype):
     constexprs = {"BLOCK": 512, "ACC": tl.float64 if dtype == "fp64" else tl.float32,
                   "STAGES": pipelined_module.DEFAULT_STAGES}
     for kernel, signature in signatures:
-        aligned = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(signature)
-                   if name.endswith("_ptr") or name in ("C", "N")}
-        source = ASTSource(kernel, signature, constexprs=constexprs, attrs=aligned)
-        try:
-            compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                                      options={"num_warps": 2})
-        except FileNotFoundError as e:  # no ptxas in this triton install
-            pytest.skip(f"cannot compile for sm_90 here: {e}")
+        aligned = [name for name in signature if name.endswith("_ptr") or name in ("C", "N")]
+        compiled = compile_for_sm90(kernel, signature, constexprs, 2, aligned)
         assert "cp.async.cg.shared.global" in compiled.asm["ptx"], kernel.fn.__name__

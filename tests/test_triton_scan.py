@@ -23,8 +23,8 @@ from durnn_plugin.ops import (  # noqa: E402
     choose_backend, indrnn_loop, indrnn_recurrence, indrnn_reference, indrnn_triton, last_states,
 )
 from durnn_plugin.ops.indrnn_scan import chunk_length  # noqa: E402
-from triton_cases import (  # noqa: E402,F401  (device: the fixture)
-    DEVICES, TOLS, assert_near, device, make_inputs,
+from triton_cases import (  # noqa: E402,F401  (device, aot: fixtures)
+    DEVICES, TOLS, aot, assert_near, compile_for_sm90, device, make_inputs,
 )
 
 scan_module = importlib.import_module("durnn_plugin.ops.indrnn_triton_scan")
@@ -226,19 +226,11 @@ def test_lengths_and_chunks_are_not_specialised(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16", "fp64"])
-def test_scan_kernels_compile_for_sm90_without_a_gpu(monkeypatch, tmp_path, dtype):
+def test_scan_kernels_compile_for_sm90_without_a_gpu(aot, dtype):
     """Compile all six kernels ahead of time for an H100 (sm_90) target (triton's bundled ptxas,
     no GPU): the interpreter does not type-check like the compiler does."""
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
-    import triton
     import triton.language as tl
 
-    try:
-        from triton.backends.compiler import GPUTarget
-        from triton.compiler import ASTSource
-    except ImportError:
-        pytest.skip("this triton has no ahead-of-time compile API")
     fwd_maps, fwd_starts, fwd_chunks, bwd_maps, bwd_incoming, bwd_chunks = \
         scan_module._build_kernels()
     wide = dtype == "fp64"
@@ -265,9 +257,5 @@ def test_scan_kernels_compile_for_sm90_without_a_gpu(monkeypatch, tmp_path, dtyp
         constexprs = {"BLOCK": 128, "ACC": acc}
         if "BIG" in signature:
             constexprs["BIG"] = big
-        source = ASTSource(kernel, signature, constexprs=constexprs)
-        try:
-            compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 2})
-        except FileNotFoundError as e:  # no ptxas in this triton install
-            pytest.skip(f"cannot compile for sm_90 here: {e}")
+        compiled = compile_for_sm90(kernel, signature, constexprs, 2)
         assert "ld.global" in compiled.asm["ptx"]

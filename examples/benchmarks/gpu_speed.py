@@ -79,16 +79,22 @@ def ratio(num: float, den: Optional[float]) -> str:
     return "-" if den is None else f"{num / den:.1f}x"
 
 
+def table_header(title: str, args, columns: str) -> None:
+    """The title with the machine, torch version and date, then a markdown header row."""
+    print(f"\n{title}, {header(args.device)}")
+    print(f"| {columns} |")
+    print("|" + "---|" * (columns.count("|") + 1))
+
+
 def print_reasons(reasons: Dict[str, None]) -> None:
     for reason in reasons:
         print(f"- not run: {reason}")
 
 
 def layer_table(args, N: int) -> None:
-    print(f"\nfwd+bwd seconds, B={args.B}, N={N}, {header(args.device)}")
-    print("| dtype | T | IndRNN | DuRNN | DuRNN short=triton | LSTM | GRU | IndRNN speed-up | "
-          "DuRNN speed-up | DuRNN short=triton speed-up |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    table_header(f"fwd+bwd seconds, B={args.B}, N={N}", args,
+                 "dtype | T | IndRNN | DuRNN | DuRNN short=triton | LSTM | GRU | IndRNN speed-up | "
+                 "DuRNN speed-up | DuRNN short=triton speed-up")
     reasons: Dict[str, None] = {}
     for dname in args.dtypes:
         dtype = DTYPES[dname]
@@ -118,11 +124,9 @@ def layer_table(args, N: int) -> None:
 
 def short_term_table(args) -> None:
     D, Ns = args.N, args.N // 4
-    print(f"\nDuRNN short-term recurrence alone (relu), fwd+bwd seconds, B={args.B}, D={D}, "
-          f"N_s={Ns}, {header(args.device)}")
-    print("| dtype | T | block_b | cuDNN rnn_relu | GEMM + kernel | speed-up | kernel alone | "
-          "GB/s | copy GB/s | % of copy |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    table_header(f"DuRNN short-term recurrence alone (relu), fwd+bwd seconds, B={args.B}, D={D}, "
+                 f"N_s={Ns}", args, "dtype | T | block_b | cuDNN rnn_relu | GEMM + kernel | "
+                 "speed-up | kernel alone | GB/s | copy GB/s | % of copy")
     reasons: Dict[str, None] = {}
     for dname in args.dtypes:
         dtype = DTYPES[dname]
@@ -167,10 +171,8 @@ def bandwidth_cells(x: torch.Tensor, seconds: Optional[float], copy: float) -> s
 
 
 def bandwidth_table(args) -> None:
-    print(f"\nIndRNN recurrence kernels fwd+bwd bandwidth, B={args.B}, N={args.N}, "
-          f"{header(args.device)}")
-    print("| dtype | T | kernel | seconds | GB/s | copy GB/s | % of copy |")
-    print("|---|---|---|---|---|---|---|")
+    table_header(f"IndRNN recurrence kernels fwd+bwd bandwidth, B={args.B}, N={args.N}", args,
+                 "dtype | T | kernel | seconds | GB/s | copy GB/s | % of copy")
     reasons: Dict[str, None] = {}
     for dname in args.dtypes:
         dtype = DTYPES[dname]
@@ -192,11 +194,9 @@ def bandwidth_table(args) -> None:
 
 def scan_table(args) -> None:
     sequential = indrnn_triton if args.device == "cuda" else indrnn_loop
-    print(f"\nscans vs sequential recurrence ({sequential.__name__}), fp32, fwd+bwd seconds, "
-          f"{header(args.device)}")
-    print("| B·N | T | sequential | triton_scan | scan (torch) | triton_scan speed-up | "
-          "scan speed-up |")
-    print("|---|---|---|---|---|---|---|")
+    table_header(f"scans vs sequential recurrence ({sequential.__name__}), fp32, fwd+bwd seconds",
+                 args, "B·N | T | sequential | triton_scan | scan (torch) | triton_scan speed-up | "
+                 "scan speed-up")
     for cols in args.scan_cols:
         for T in args.scan_T:
             a = torch.randn(T, 1, cols, device=args.device, requires_grad=True)
