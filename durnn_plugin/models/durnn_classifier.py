@@ -28,11 +28,13 @@ from torch import Tensor, nn
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import FairseqEncoder, FairseqEncoderModel, register_model
 from fairseq.models.roberta.model import RobertaClassificationHead
+from fairseq.models.transformer import Embedding
 
 from ..modules import RecurrentStack, StackOptions
 from ..errors import check, check_choice, check_positive_int, check_range
 from ..modules.pooling import POOLINGS, pool
-from .stack_updates import RecurrentStackModel, log_statistics
+from .model_config import config_of
+from .stack_updates import RecurrentStackModel
 from .time_steps import resolve_time_steps, task_training_length
 
 logger = logging.getLogger(__name__)
@@ -83,14 +85,10 @@ class RecurrentEncoder(FairseqEncoder):
             self.padding_idx = None
         else:
             self.padding_idx = dictionary.pad()
-            self.embed_tokens = nn.Embedding(len(dictionary), cfg.embed_dim, self.padding_idx)
-            nn.init.normal_(self.embed_tokens.weight, mean=0, std=cfg.embed_dim ** -0.5)
-            nn.init.zeros_(self.embed_tokens.weight[self.padding_idx])
+            self.embed_tokens = Embedding(len(dictionary), cfg.embed_dim, self.padding_idx)
             self.embed_values = None
         self.embed_dropout = nn.Dropout(cfg.embed_dropout)
-        self.stack = RecurrentStack(StackOptions(**{k: getattr(cfg, k) for k in
-                                                    StackOptions.__dataclass_fields__}),
-                                    cfg.embed_dim)
+        self.stack = RecurrentStack(StackOptions.of(cfg), cfg.embed_dim)
         self.output_dropout = nn.Dropout(cfg.dropout)
         self.max_source_positions = cfg.max_positions
 
@@ -134,9 +132,7 @@ class DuRNNClassifier(RecurrentStackModel, FairseqEncoderModel):
     @classmethod
     def build_model(cls, cfg: DuRNNClassifierConfig, task):
         resolve_time_steps(cfg, "u_time_steps", *task_training_length(task))
-        if not isinstance(cfg, DuRNNClassifierConfig):  # a DictConfig from hydra or a checkpoint
-            known = DuRNNClassifierConfig.__dataclass_fields__
-            cfg = DuRNNClassifierConfig(**{k: v for k, v in dict(cfg).items() if k in known})
+        cfg = config_of(DuRNNClassifierConfig, cfg)
         cfg.validate()
         features = getattr(task, "input_features", None)
         dictionary = None if features is not None else task.source_dictionary
@@ -152,7 +148,6 @@ class DuRNNClassifier(RecurrentStackModel, FairseqEncoderModel):
         """Returns ``(out, encoder_out)``: ``out`` is the head's ``(B, num_classes)`` output when
         ``classification_head_name`` is given, else the pooled features ``(B, N)``."""
         encoder_out = self.encoder(src_tokens, src_lengths, src_values)
-        log_statistics(self)
         backward = self.pooled_size // 2 if self.cfg.bidirectional else 0
         pooled = pool(encoder_out["encoder_out"][0], encoder_out["src_lengths"][0],
                       self.cfg.pooling, backward)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from fairseq import utils
 from fairseq.models import FairseqEncoder
+from fairseq.models.transformer import Embedding
 from fairseq.models.speech_to_text.modules.convolution import Conv1dSubsampler
 
 from ..modules import RecurrentStack, StackOptions
@@ -58,9 +59,7 @@ class TokenFrontEnd(nn.Module):
     def __init__(self, dictionary, embed_dim: int):
         super().__init__()
         self.padding_idx = dictionary.pad()
-        self.embed_tokens = nn.Embedding(len(dictionary), embed_dim, self.padding_idx)
-        nn.init.normal_(self.embed_tokens.weight, mean=0, std=embed_dim ** -0.5)
-        nn.init.zeros_(self.embed_tokens.weight[self.padding_idx])
+        self.embed_tokens = Embedding(len(dictionary), embed_dim, self.padding_idx)
         self.output_size = embed_dim
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor]:

@@ -2,7 +2,7 @@
 
 features ``(B, T_in, 80)`` -> convolutional subsampler (stride 2 per layer) -> bidirectional
 stack -> attention decoder (see :mod:`.seq2seq_base`, :mod:`.durnn_encoder`,
-:mod:`.durnn_decoder`). The input size comes from the data's ``config.yaml``
+:mod:`.recurrent_decoder`). The input size comes from the data's ``config.yaml``
 (``input_feat_per_channel`` x ``input_channels``), which the task copies into the model config.
 
 Named architectures: ``s2t_durnn`` and ``s2t_durnn_m`` (the defaults: encoder 4 x 320 per

@@ -1,5 +1,6 @@
 """What the encoder-decoder models (``s2t_durnn`` for speech, ``durnn`` for text) share: the
-config and the model class that builds :class:`DuRNNEncoder` and :class:`DuRNNDecoder`.
+config and the model class that builds :class:`DuRNNEncoder` and the attention decoder
+(:class:`.recurrent_decoder.RecurrentDecoder` with ``encoder_size``).
 
 Every :class:`~durnn_plugin.modules.StackOptions` field exists twice, once per side, with the
 prefix ``encoder_`` or ``decoder_`` (``--encoder-hidden-size``, ``--decoder-cell lstm``, ...),
@@ -17,8 +18,9 @@ from fairseq.utils import safe_getattr
 
 from ..modules import StackOptions
 from ..errors import InvalidOptionError, check_positive_int, check_range
-from .durnn_decoder import DuRNNDecoder
 from .durnn_encoder import DuRNNEncoder
+from .model_config import config_of
+from .recurrent_decoder import RecurrentDecoder
 from .stack_updates import RecurrentStackModel
 from .time_steps import resolve_time_steps
 
@@ -67,14 +69,6 @@ class DuRNNSeq2SeqConfig(FairseqDataclass, EncoderStackOptions, DecoderStackOpti
     share_decoder_input_output_embed: bool = field(default=False, metadata={
         "help": "tie the decoder's input and output embeddings"})
 
-    @classmethod
-    def from_cfg(cls, cfg) -> "DuRNNSeq2SeqConfig":
-        """The config itself, or one built from a DictConfig (hydra, a checkpoint)."""
-        if isinstance(cfg, cls):
-            return cfg
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(cfg).items() if k in known})
-
     def stack_options(self, side: str) -> StackOptions:
         """The :class:`StackOptions` of one side, validated; errors name the prefixed option."""
         opts = StackOptions(**{f.name: getattr(self, f"{side}_{f.name}") for f in fields(StackOptions)
@@ -114,11 +108,13 @@ class DuRNNSeq2SeqModel(RecurrentStackModel, FairseqEncoderDecoderModel):
     def build_model(cls, cfg, task):
         for side, (length, source) in cls.side_lengths(cfg, task).items():
             resolve_time_steps(cfg, f"{side}_u_time_steps", length, source)
-        cfg = cls.config_class.from_cfg(cfg)
+        cfg = config_of(cls.config_class, cfg)
         cfg.validate()
         encoder = DuRNNEncoder(cls.build_front_end(cfg, task), cfg.stack_options("encoder"),
                                cfg.dropout, task.source_dictionary)
-        decoder = DuRNNDecoder(task.target_dictionary, cfg.decoder_embed_dim,
-                               cfg.stack_options("decoder"), encoder.output_size, cfg.dropout,
-                               cfg.share_decoder_input_output_embed)
+        decoder = RecurrentDecoder(task.target_dictionary, cfg.decoder_embed_dim,
+                                   cfg.stack_options("decoder"), embed_dropout=cfg.dropout,
+                                   output_dropout=cfg.dropout,
+                                   share_input_output_embed=cfg.share_decoder_input_output_embed,
+                                   encoder_size=encoder.output_size)
         return cls(encoder, decoder)

@@ -44,16 +44,13 @@ def log_statistics(model: nn.Module) -> None:
 
 class RecurrentStackModel:
     """Mixin for a fairseq model (listed before the fairseq base class) that wires both in:
-    the constraint projection after optimiser steps, and the statistics after each forward."""
+    the constraint projection after optimiser steps, and the statistics after each forward (a
+    forward hook, so a model that defines its own ``forward`` logs them too)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         track(self)
-
-    def forward(self, *args, **kwargs):
-        output = super().forward(*args, **kwargs)
-        log_statistics(self)
-        return output
+        self.register_forward_hook(lambda model, inputs, output: log_statistics(model))
 
     def load_state_dict(self, *args, **kwargs):
         result = super().load_state_dict(*args, **kwargs)

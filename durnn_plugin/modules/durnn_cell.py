@@ -111,7 +111,7 @@ class DuRNNCell(RecurrentCell):
         if x_long is not None and x_long.shape[-1]:
             a = a + x_long
         h = indrnn_recurrence(a, clamp_recurrent(self.u, self.u_bound, self.u_floor), h0)
-        if gate is not None:
+        if gate is not None and self.training:  # for the training log only
             self.gate_mean = gate.detach().mean()
         self._record(short=s, gate=gate, long_input=a, long=h)
         y = torch.cat([s, h], -1) if self.module_output == "concat" else h

@@ -5,7 +5,7 @@ The fairseq model configs inherit these fields, so a field here is also a comman
 :meth:`StackOptions.validate` raises :class:`.options.InvalidOptionError`, one line naming the
 option and its allowed values.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import List, Optional
 
 from .durnn_cell import LONG_INPUTS, MODULE_OUTPUTS, SELECTIONS, SHORT_ACTIVATIONS
@@ -76,6 +76,11 @@ class StackOptions:
         "layer l recurs over t - M^(l-1); 1 = no dilation"))
     layer_dropout: float = field(default=0.0, metadata=_help(
         "dropout between modules, one mask shared over time"))
+
+    @classmethod
+    def of(cls, config) -> "StackOptions":
+        """The stack options held by ``config``, a model config that inherits these fields."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
     def layer_dilations(self) -> List[int]:
         if self.dilations:
