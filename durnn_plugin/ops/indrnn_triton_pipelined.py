@@ -17,8 +17,9 @@ The backward carries ``h_t`` from one step to the next, so it reads ``g`` and ``
 State, ``∂a`` recursion and ``∂u`` in fp32 (fp64 for fp64); inputs and outputs fp32, bf16, fp16
 or fp64, outputs in the input's dtype; ``∂u`` per column summed in torch (no atomics); ``T`` a
 runtime argument (``do_not_specialize``). Under ``TRITON_INTERPRET=1`` the loop is a plain loop.
-``BLOCK`` and ``STAGES`` defaults are not tuned on a GPU yet, so ``auto`` never picks this
-kernel (:mod:`.dispatch`).
+``BLOCK`` and ``STAGES`` defaults are not tuned on a GPU yet: neither ``auto`` nor
+``DURNN_BACKEND`` reaches this kernel (:mod:`.dispatch`); call :func:`indrnn_triton_pipelined`
+(``examples/benchmarks/gpu_speed.py`` times it against the kernel ``auto`` picks).
 """
 from typing import Dict, Optional, Tuple
 
