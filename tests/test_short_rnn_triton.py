@@ -7,7 +7,10 @@ and the DuRNN layer routed through them; T not specialised; compilation for sm_9
 
 On CPU the kernels run through Triton's interpreter (``TRITON_INTERPRET=1`` per test, see
 ``test_triton_kernel.py``), whose ``tl.dot`` does not take bf16, so bf16/fp16 run on CUDA only.
-On CUDA an fp32 ``tl.dot`` runs in TF32 (10-bit mantissa): fp32 there is held to ``TF32_TOL``.
+On CUDA an fp32 ``tl.dot`` runs in TF32 (10-bit mantissa): fp32 there is held to ``TF32_TOL``;
+bf16 and fp16 to ``TOLS`` (3e-2, 4e-3 relative to the largest magnitude). A CPU emulation of the
+kernels' rounding (operands rounded to the dot's precision, fp32 accumulation) on these cases gave
+at most 7e-3 (bf16), 5e-4 (fp16) and 4e-4 (TF32).
 Skipped as a whole when triton is not installed.
 """
 import importlib
@@ -39,12 +42,15 @@ CUDA_ONLY = [pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_ava
 CASES = [(1, 3, 5, None), (2, 3, 5, None), (7, 20, 17, 16), (13, 4, 16, None), (9, 33, 3, 16)]
 
 
-def make_inputs(T, B, N, dtype, device, seed=0):
+def make_inputs(T, B, N, dtype, device, seed=0, off_kink=False):
     """p ``(T, B, N)``, U ``(N, N)`` with σ_max(U) = 0.9 (as the layer constrains it), s0 ``(B, N)``
-    in [0, 1); all requiring grad."""
+    in [0, 1); all requiring grad. ``off_kink``: p ≥ 0.1 and U ≥ 0, so every relu pre-activation
+    is ≥ 0.1."""
     g = torch.Generator().manual_seed(seed)
     p = torch.randn(T, B, N, generator=g)
     U = torch.randn(N, N, generator=g, dtype=torch.float64)
+    if off_kink:
+        p, U = p.abs() + 0.1, U.abs()
     U = (U * 0.9 / torch.linalg.matrix_norm(U, 2)).float()
     s0 = torch.rand(B, N, generator=g)
     return [x.to(dtype).to(device).requires_grad_() for x in (p, U, s0)]
@@ -55,7 +61,12 @@ def tolerance(dtype, device):
 
 
 def check_against_loop(T, B, N, dtype, device, activation, block_b=None):
-    p, U, s0 = make_inputs(T, B, N, dtype, device)
+    # compiled dots round (TF32, bf16, fp16): a relu pre-activation within rounding of 0 may land
+    # on the other side of the kink than in the fp64 loop, and the gradient then differs by a
+    # whole g_t; there the inputs keep off the kink (the interpreter's exact fp32/fp64 dots test
+    # the mask with both signs)
+    rounded = device == "cuda" and dtype != torch.float64
+    p, U, s0 = make_inputs(T, B, N, dtype, device, off_kink=rounded and activation == "relu")
     s = short_rnn_triton(p, U, s0, activation, block_b=block_b)
     assert s.dtype == dtype and s.device.type == device and s.shape == (T, B, N)
     assert_matches_reference(s, (p, U, s0), lambda *x: short_rnn_loop(*x, activation),
