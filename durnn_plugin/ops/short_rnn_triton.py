@@ -28,9 +28,11 @@ fp32); fp64 uses ``ieee``. Under ``TRITON_INTERPRET=1`` the dot is numpy's, in f
 (the interpreter does not handle bf16 dots).
 
 ``T`` is a runtime argument (``do_not_specialize``): any length shares one compiled kernel per
-(dtype, NP, BLOCK_B, activation). ``U`` stays resident in the program, so ``NP² ×`` element size
-must fit one SM (``N = 256`` is 128 KB in bf16, 256 KB in fp32); where it does not, Triton's
-out-of-resources error is raised as one line. ``BLOCK_B`` (default 16 on CUDA) and the warp count
+(dtype, NP, BLOCK_B, activation). ``U`` stays resident in the program's shared memory (loaded
+once, before the loop), so ``NP² ×`` element size must fit one SM: compiled for sm_90 with
+``BLOCK_B = 16`` the kernels take 136 KiB at ``NP = 256`` in bf16/fp16 (fits the 227 KiB of an
+H100) but 272 KiB in fp32, so fp32 runs up to ``N = 128`` (72 KiB) there. Where it does not fit,
+Triton's out-of-resources error is raised as one line. ``BLOCK_B`` (default 16 on CUDA) and the warp count
 are not tuned on a GPU yet. Lazy import, per-mode kernels and ``DEBUG_FILL`` are in
 :mod:`.triton_support`; like the IndRNN kernels these call only core builtins of
 ``triton.language``.
