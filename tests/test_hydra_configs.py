@@ -31,10 +31,8 @@ RUNS = [
     ("durnn_translation", None, "translation", TINY_SEQ2SEQ),
     ("durnn_classifier", None, "topics", TINY_CLASSIFIER + ["task.num_classes=2"]),
     ("adding_problem", None, None, TINY_CLASSIFIER + [
-        "task.seq_len=20", "task.train_size=40", "task.valid_size=8", "task.test_size=8",
-        "model.u_time_steps=20"]),
-    ("pixel_sequence", None, "pixels", TINY_CLASSIFIER + ["task.valid_size=4",
-                                                          "model.u_time_steps=16"]),
+        "task.seq_len=20", "task.train_size=40", "task.valid_size=8", "task.test_size=8"]),
+    ("pixel_sequence", None, "pixels", TINY_CLASSIFIER + ["task.valid_size=4"]),
 ]
 IDS = [name if model is None else f"{name}-{model}" for name, model, _, _ in RUNS]
 
