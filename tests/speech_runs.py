@@ -27,9 +27,12 @@ def make_corpus(workdir: Path) -> Path:
     """Synthesise train (3 voices x (4 digit strings + 1 sentence)), dev (1 voice) and test
     (2 voices) sets and write the data directory; returns it."""
     sets = {
-        "train": prepare_speech.utterances(TRAIN_VOICES, 4, SENTENCES, 1, seed=0),
-        "dev": prepare_speech.utterances(DEV_VOICES, 2, SENTENCES, 1, seed=0),
-        "test_digits": prepare_speech.utterances(TEST_VOICES, 2, [], 0, seed=0),
+        "train": prepare_speech.utterances(TRAIN_VOICES, {"digits": 4, "sentence": 1},
+                                           SENTENCES, seed=0, split="train"),
+        "dev": prepare_speech.utterances(DEV_VOICES, {"digits": 2, "sentence": 1}, SENTENCES,
+                                         seed=0, split="dev"),
+        "test_digits": prepare_speech.utterances(TEST_VOICES, {"digits": 2}, [], seed=0,
+                                                 split="test"),
     }
     return Path(prepare_speech.write_data(sets, str(workdir), vocab_size=40, specaugment=True,
                                           workers=2))

@@ -48,7 +48,7 @@ def test_manifests_columns_and_n_frames(data):
             assert np.abs(samples).max() == pytest.approx(0.891, abs=0.02)  # gain -n -1: -1 dBFS
             assert row["tgt_text"] and row["speaker"] == row["id"].rsplit("-", 2)[0]
     digits = features.read_manifest(str(data / "test_digits.tsv"))
-    assert all(set(r["tgt_text"].split()) <= set(prepare_speech.synthesize.DIGIT_WORDS)
+    assert all(set(r["tgt_text"].split()) <= set(prepare_speech.synthesize.DIGIT_WORDS) | {"oh"}
                for r in digits)
 
 
@@ -82,8 +82,18 @@ def test_held_out_voices_are_not_in_train(data):
     assert held_out and not held_out & set(split["train"])
     assert sorted(split["train"] + split["dev"] + split["test"]) == \
         sorted(prepare_speech.synthesize.all_voices())
+    engine = lambda voices: {v.split("-", 1)[0] for v in voices}  # noqa: E731
+    assert engine(split["test"]) - engine(split["train"]) == {"piper"}  # an engine never trained
+    speaker = prepare_speech.synthesize.speaker
+    assert not {speaker(v) for v in held_out} & {speaker(v) for v in split["train"]}
     with pytest.raises(ValueError, match="both dev and test"):
         prepare_speech.voice_split(["flite-rms"], ["flite-rms"])
+    with pytest.raises(ValueError, match=r"speakers in both dev and test: \['kal'\]"):
+        prepare_speech.voice_split(["flite-kal16"], ["festival-kal"])
+    # a held-out voice takes the other renderings of its speaker with it
+    split = prepare_speech.voice_split(["festival-slt"], ["piper-joe"])
+    assert split["dev"] == ["flite-slt", "festival-slt"] and split["test"] == ["piper-joe"]
+    assert not {"flite-slt", "festival-slt", "piper-joe"} & set(split["train"])
     with pytest.raises(ValueError, match="unknown voice 'flite-bob'"):
         prepare_speech.voice_split(["flite-bob"], [])
 
@@ -189,9 +199,11 @@ def test_fairseq_train_names_bad_rows(data, tmp_path):
 
 
 def test_utterances_do_not_depend_on_other_counts(tmp_path):
-    few = prepare_speech.utterances(["flite-awb"], 2, speech_runs.SENTENCES, 1, seed=3)
-    more = prepare_speech.utterances(["flite-awb"], 5, speech_runs.SENTENCES, 3, seed=3)
-    assert few[:2] == more[:2] and few[2] == more[5]  # the same first digits and sentence
+    few = prepare_speech.utterances(["flite-awb"], {"digits": 2, "sentence": 1},
+                                    speech_runs.SENTENCES, seed=3, split="train")
+    more = prepare_speech.utterances(["flite-awb"], {"digit": 4, "digits": 5, "sentence": 3},
+                                     speech_runs.SENTENCES, seed=3, split="train")
+    assert few[:2] == more[4:6] and few[2] == more[9]  # the same first digits and sentence
     assert len({u.id for u in more}) == len(more)
     # a cached WAV file is reused only for the same voice and text
     utt = few[0]
@@ -202,7 +214,7 @@ def test_utterances_do_not_depend_on_other_counts(tmp_path):
     assert wav.stat().st_mtime_ns == first
     changed = prepare_speech.Utterance(utt.id, utt.voice, "one two", utt.kind)
     prepare_speech.synthesize.synthesize_one(changed, str(wav), seed=1)
-    assert (tmp_path / "u.wav.txt").read_text() == "flite-awb\tone two\n"
+    assert (tmp_path / "u.wav.txt").read_text() == "flite-awb\tone two\tseed 1\n"
 
 
 def test_zip_slices_and_unsupported_paths(tmp_path):

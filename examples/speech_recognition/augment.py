@@ -1,0 +1,240 @@
+"""Waveform augmentation of training utterances (sox and numpy), Kaldi-style copies.
+
+Every training utterance becomes one copy per speed factor of :attr:`Augmentation.speeds`
+(``0.9,1.0,1.1`` as in Kaldi's recipes: three copies); each copy then draws, from its own
+random stream (seed, copy id), the effects below, applied in this order:
+
+1. ``sox speed S`` (tempo and pitch scale together: length ``/ S``);
+2. ``sox tempo T``, ``T`` uniform in ``1 ± tempo_jitter`` (length ``/ T``, pitch kept);
+3. ``sox pitch C``, ``C`` cents uniform in ``± pitch_jitter`` (length kept);
+4. ``sox reverb R`` (reverberance R uniform in 20..80, 0.3 s of padding for the tail), with
+   probability ``reverb_prob``;
+5. additive noise with probability ``noise_prob``: one of ``noise_types`` -- ``white``,
+   ``pink``, ``brown`` (``sox synth ... whitenoise|pinknoise|brownnoise``, 30 s generated once
+   and cropped at a random offset) or ``babble`` (the sum of 3-6 other training utterances at
+   random offsets) -- scaled to an SNR uniform in ``snr_db``:
+   ``10 log10(mean(x²) / mean(n²)) = SNR``;
+6. telephone band with probability ``telephone_prob``: ``sox sinc 300-3400 rate 8000``, then
+   back to 16 kHz (nothing above 4 kHz survives);
+7. peak level: -1 dBFS, lowered by a gain uniform in ``0..gain_db`` dB.
+
+A copy with nothing to do (speed 1, no effect drawn) is the original WAV file.
+"""
+import functools
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import soundfile as sf
+
+from examples.speech_recognition.synthesize import read_stamp
+
+SAMPLE_RATE = 16000
+NOISE_TYPES = ("white", "pink", "brown", "babble")
+NOISE_SECONDS = 30
+PEAK_DBFS = -1.0
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """What to do to training copies (the defaults do nothing)."""
+    speeds: Tuple[float, ...] = (1.0,)
+    tempo_jitter: float = 0.0
+    pitch_jitter: float = 0.0  # cents
+    noise_prob: float = 0.0
+    noise_types: Tuple[str, ...] = ("white", "pink", "brown", "babble")
+    snr_db: Tuple[float, float] = (5.0, 30.0)
+    reverb_prob: float = 0.0
+    telephone_prob: float = 0.0
+    gain_db: float = 0.0
+
+    def check(self) -> "Augmentation":
+        """Self, or ValueError naming the option and what is allowed."""
+        if not self.speeds or any(not 0.5 <= s <= 2.0 for s in self.speeds):
+            raise ValueError(f"--speed-perturb {self.speeds}: factors must lie in 0.5..2.0")
+        if not 0 <= self.tempo_jitter < 0.5:
+            raise ValueError(f"--tempo-jitter {self.tempo_jitter}: must be in [0, 0.5)")
+        if not 0 <= self.pitch_jitter <= 1200:
+            raise ValueError(f"--pitch-jitter {self.pitch_jitter}: must be 0..1200 cents")
+        for name in ("noise_prob", "reverb_prob", "telephone_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
+                                 "must be a probability in 0..1")
+        bad = [t for t in self.noise_types if t not in NOISE_TYPES]
+        if bad or not self.noise_types:
+            raise ValueError(f"--noise-types {','.join(self.noise_types)}: allowed "
+                             f"{', '.join(NOISE_TYPES)} (at least one)")
+        if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
+            raise ValueError(f"--snr-db {self.snr_db}: must be LOW,HIGH with LOW <= HIGH")
+        if not 0 <= self.gain_db <= 40:
+            raise ValueError(f"--gain-db {self.gain_db}: must be 0..40 dB")
+        return self
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The effects drawn for one copy."""
+    speed: float = 1.0
+    tempo: float = 1.0
+    pitch: float = 0.0
+    reverb: Optional[float] = None
+    noise: Optional[str] = None
+    snr_db: float = 0.0
+    telephone: bool = False
+    gain_db: float = 0.0
+
+    def is_identity(self) -> bool:
+        return self == Plan()
+
+    def describe(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in sorted(vars(self).items()))
+
+
+def draw_plan(aug: Augmentation, speed: float, rng: random.Random) -> Plan:
+    """Random effects of one copy (every draw is made, whatever the probabilities, so one
+    option does not change the other options' draws)."""
+    tempo = rng.uniform(1 - aug.tempo_jitter, 1 + aug.tempo_jitter)
+    pitch = rng.uniform(-aug.pitch_jitter, aug.pitch_jitter)
+    reverb, use_reverb = rng.uniform(20, 80), rng.random() < aug.reverb_prob
+    noise, snr, use_noise = rng.choice(aug.noise_types), rng.uniform(*aug.snr_db), \
+        rng.random() < aug.noise_prob
+    telephone = rng.random() < aug.telephone_prob
+    gain = rng.uniform(0, aug.gain_db)
+    return Plan(speed=speed, tempo=round(tempo, 4) if aug.tempo_jitter else 1.0,
+                pitch=round(pitch, 1) if aug.pitch_jitter else 0.0,
+                reverb=round(reverb, 1) if use_reverb else None,
+                noise=noise if use_noise else None, snr_db=round(snr, 2) if use_noise else 0.0,
+                telephone=telephone, gain_db=round(gain, 2))
+
+
+def _sox(args: List[str]) -> None:
+    done = subprocess.run(["sox", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"sox {' '.join(args)} failed ({done.returncode}): "
+                           f"{done.stderr.strip()}")
+
+
+def read(path: str) -> np.ndarray:
+    """A mono 16 kHz WAV file as float64 samples."""
+    x, rate = sf.read(path, dtype="float64")
+    if rate != SAMPLE_RATE or x.ndim != 1:
+        raise ValueError(f"{path}: {rate} Hz, {x.ndim}-D; must be {SAMPLE_RATE} Hz mono")
+    return x
+
+
+@functools.lru_cache(maxsize=None)
+def synthetic_noise(kind: str) -> np.ndarray:
+    """:data:`NOISE_SECONDS` of ``sox synth`` white, pink or brown noise (``-R``: the same
+    samples every time), float64."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "noise.wav")
+        _sox(["-R", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", path,
+              "synth", str(NOISE_SECONDS), f"{kind}noise"])
+        return read(path)
+
+
+def _crop(source: np.ndarray, n: int, rng: random.Random) -> np.ndarray:
+    """``n`` samples of ``source`` from a random offset, wrapping around."""
+    start = rng.randrange(len(source))
+    return np.resize(np.roll(source, -start), n)
+
+
+def noise_like(kind: str, n: int, rng: random.Random, babble_sources: Sequence[str]) -> np.ndarray:
+    """``n`` samples of noise of ``kind`` (babble: the sum of 3-6 of ``babble_sources``)."""
+    if kind != "babble":
+        return _crop(synthetic_noise(kind), n, rng)
+    if not babble_sources:
+        raise ValueError("babble noise needs other training utterances")
+    talkers = rng.sample(list(babble_sources), min(len(babble_sources), rng.randint(3, 6)))
+    return sum(_crop(read(p), n, rng) for p in talkers)
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``speech + g * noise`` with ``g`` such that ``10 log10(mean(speech²) / mean((g
+    noise)²)) = snr_db``."""
+    p_speech, p_noise = np.mean(speech ** 2), np.mean(noise ** 2)
+    if p_noise == 0 or p_speech == 0:
+        return speech
+    return speech + noise * np.sqrt(p_speech / (p_noise * 10 ** (snr_db / 10)))
+
+
+def apply(plan: Plan, in_wav: str, out_wav: str, babble_sources: Sequence[str] = (),
+          rng: Optional[random.Random] = None) -> None:
+    """Write ``in_wav`` (16 kHz mono) transformed by ``plan`` to ``out_wav`` (16 kHz mono
+    16-bit); ``rng`` chooses noise offsets and babble talkers."""
+    rng = rng or random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = os.path.join(tmp, "a.wav")
+        effects = []
+        if plan.speed != 1:
+            effects += ["speed", str(plan.speed)]
+        if plan.tempo != 1:
+            effects += ["tempo", "-s", str(plan.tempo)]
+        if plan.pitch:
+            effects += ["pitch", str(plan.pitch)]
+        if plan.reverb is not None:
+            effects += ["pad", "0", "0.3", "reverb", str(plan.reverb)]
+        _sox([in_wav, "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "floating-point",
+              stage, *effects, "rate", str(SAMPLE_RATE)] if effects else [in_wav, "-e",
+              "floating-point", stage])
+        x = read(stage)
+        if plan.noise is not None:
+            x = mix_at_snr(x, noise_like(plan.noise, len(x), rng, babble_sources), plan.snr_db)
+        if plan.telephone:
+            sf.write(stage, x, SAMPLE_RATE, subtype="FLOAT")
+            phone = os.path.join(tmp, "b.wav")
+            _sox([stage, "-e", "floating-point", phone, "sinc", "300-3400", "rate", "8000",
+                  "rate", str(SAMPLE_RATE)])
+            x = read(phone)
+        peak = np.max(np.abs(x))
+        level = 10 ** ((PEAK_DBFS - plan.gain_db) / 20)
+        part = out_wav + ".part.wav"
+        sf.write(part, x * (level / peak) if peak > 0 else x, SAMPLE_RATE, subtype="PCM_16")
+        shutil.move(part, out_wav)
+
+
+def copies(utt_id: str, aug: Augmentation, seed: int) -> List[Tuple[str, Plan]]:
+    """``[(copy id, plan)]`` for one training utterance: one copy per speed factor, id
+    ``<id>-sp<S>`` when there is more than one speed factor or it is not 1."""
+    out = []
+    for speed in aug.speeds:
+        copy_id = utt_id if aug.speeds == (1.0,) else f"{utt_id}-sp{speed:g}"
+        out.append((copy_id, draw_plan(aug, speed, random.Random(f"{seed}:{copy_id}:augment"))))
+    return out
+
+
+def augment_all(ids: Sequence[str], wavs: Sequence[str], aug: Augmentation, out_dir: str,
+                seed: int = 1, workers: int = 2) -> List[Tuple[int, str, str]]:
+    """``[(index of the source utterance, copy id, WAV path)]`` for every copy of every
+    utterance; copies with effects are written to ``out_dir/<copy id>.wav`` (kept if present,
+    newer than the source and made from the same plan, recorded in ``.txt`` beside it). Babble
+    is made of the other utterances of ``wavs``."""
+    os.makedirs(out_dir, exist_ok=True)
+    out, todo = [], []
+    for i, (utt_id, wav) in enumerate(zip(ids, wavs)):
+        for copy_id, plan in copies(utt_id, aug, seed):
+            path = wav if plan.is_identity() else os.path.join(out_dir, f"{copy_id}.wav")
+            out.append((i, copy_id, path))
+            if path != wav:
+                todo.append((wav, path, copy_id, plan))
+
+    def make(job):
+        wav, path, copy_id, plan = job
+        stamp = plan.describe() + "\n"
+        if os.path.exists(path) and read_stamp(path + ".txt") == stamp \
+                and os.path.getmtime(path) >= os.path.getmtime(wav):
+            return
+        others = [w for w in wavs if w != wav]
+        apply(plan, wav, path, others, random.Random(f"{seed}:{copy_id}:noise"))
+        with open(path + ".txt", "w", encoding="utf-8") as f:
+            f.write(stamp)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(make, todo))
+    return out

@@ -1,0 +1,131 @@
+"""Waveform augmentation of the speech recipe: each effect changes the audio as it says."""
+import random
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from examples.speech_recognition import augment, prepare_speech
+from examples.speech_recognition.augment import Augmentation, Plan
+
+pytestmark = pytest.mark.skipif(
+    bool(prepare_speech.synthesize.missing_engines(["flite-awb"])), reason="needs flite and sox")
+
+RATE = 16000
+
+
+def tone(path, seconds=1.0, freq=440.0):
+    """A sine at ``freq`` with 0.2 s of silence either side (speech-like: onset and offset)."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = np.concatenate([np.zeros(3200), 0.5 * np.sin(2 * np.pi * freq * t), np.zeros(3200)])
+    sf.write(path, x, RATE, subtype="PCM_16")
+    return x
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """Three flite utterances, 16 kHz mono (the first is augmented, all are babble)."""
+    d = tmp_path_factory.mktemp("aug")
+    paths = []
+    for i, text in enumerate(["call mom at half past seven", "three oh five", "twenty twenty six"]):
+        path = str(d / f"s{i}.wav")
+        prepare_speech.synthesize.synthesize_one(
+            prepare_speech.Utterance(f"s{i}", "flite-awb", text, "x"), path, seed=1)
+        paths.append(path)
+    return paths
+
+
+def run(plan, src, tmp_path, babble=()):
+    out = str(tmp_path / "out.wav")
+    augment.apply(plan, src, out, babble, random.Random(0))
+    x, rate = sf.read(out)
+    assert rate == RATE and x.ndim == 1
+    return x
+
+
+def dominant_freq(x):
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return np.argmax(spectrum) * RATE / len(x)
+
+
+def test_speed_changes_length_and_pitch(speech, tmp_path):
+    n = len(augment.read(speech[0]))
+    for speed in (0.9, 1.1):
+        assert len(run(Plan(speed=speed), speech[0], tmp_path)) == pytest.approx(n / speed, rel=0.01)
+    src = str(tmp_path / "tone.wav")
+    tone(src)
+    assert dominant_freq(run(Plan(speed=1.1), src, tmp_path)) == pytest.approx(484, abs=3)
+
+
+def test_tempo_keeps_pitch_and_pitch_keeps_length(tmp_path):
+    src = str(tmp_path / "tone.wav")
+    n = len(tone(src))
+    x = run(Plan(tempo=1.2), src, tmp_path)
+    assert len(x) == pytest.approx(n / 1.2, rel=0.02)
+    assert dominant_freq(x) == pytest.approx(440, abs=3)
+    x = run(Plan(pitch=200.0), src, tmp_path)  # two semitones up
+    assert len(x) == pytest.approx(n, rel=0.01)
+    assert dominant_freq(x) == pytest.approx(440 * 2 ** (200 / 1200), abs=4)
+
+
+@pytest.mark.parametrize("kind", augment.NOISE_TYPES)
+def test_noise_at_the_drawn_snr(kind, speech, tmp_path):
+    clean = augment.read(speech[0])
+    x = run(Plan(noise=kind, snr_db=10.0), speech[0], tmp_path, babble=speech[1:])
+    # undo the final peak normalisation, then measure speech-to-noise power
+    scale = np.dot(x, clean) / np.dot(clean, clean)
+    noise = x / scale - clean
+    snr = 10 * np.log10(np.mean(clean ** 2) / np.mean(noise ** 2))
+    assert snr == pytest.approx(10.0, abs=0.3)
+    if kind != "babble":
+        spectrum = np.abs(np.fft.rfft(noise)) ** 2
+        freqs = np.fft.rfftfreq(len(noise), 1 / RATE)
+        low = spectrum[(freqs > 100) & (freqs < 500)].mean()
+        high = spectrum[(freqs > 4000) & (freqs < 6000)].mean()
+        tilt = 10 * np.log10(low / high)  # white ~0 dB, pink ~10 dB, brown ~20 dB and more
+        expected = {"white": (-2, 2), "pink": (7, 14), "brown": (20, 60)}[kind]
+        assert expected[0] < tilt < expected[1], (kind, tilt)
+
+
+def test_telephone_removes_energy_above_4khz(speech, tmp_path):
+    def above_4k(x):
+        spectrum = np.abs(np.fft.rfft(x)) ** 2
+        return spectrum[np.fft.rfftfreq(len(x), 1 / RATE) > 4000].sum() / spectrum.sum()
+
+    clean = augment.read(speech[0])
+    phone = run(Plan(telephone=True), speech[0], tmp_path)
+    assert above_4k(clean) > 1e-3 and above_4k(phone) < 1e-5
+    assert len(phone) == pytest.approx(len(clean), abs=16)
+
+
+def test_reverb_adds_a_tail_and_gain_lowers_the_peak(tmp_path):
+    src = str(tmp_path / "tone.wav")
+    n = len(tone(src))
+    x = run(Plan(reverb=60.0), src, tmp_path)
+    assert len(x) == n + int(0.3 * RATE)
+    tail = x[n - 3200 + 800:n]  # the source is silent here
+    assert np.sqrt(np.mean(tail ** 2)) > 1e-3
+    quiet = run(Plan(gain_db=6.0), src, tmp_path)
+    assert 20 * np.log10(np.abs(quiet).max()) == pytest.approx(-7.0, abs=0.05)
+
+
+def test_copies_plans_and_checks(speech, tmp_path):
+    aug = Augmentation(speeds=(0.9, 1.0, 1.1), tempo_jitter=0.1, noise_prob=0.5)
+    made = augment.augment_all(["a", "b"], speech[:2], aug, str(tmp_path / "aug"), seed=1)
+    assert [(i, c) for i, c, _ in made] == [(0, "a-sp0.9"), (0, "a-sp1"), (0, "a-sp1.1"),
+                                           (1, "b-sp0.9"), (1, "b-sp1"), (1, "b-sp1.1")]
+    assert all(p.startswith(str(tmp_path / "aug")) for _, _, p in made)  # tempo jitter on all
+    plans = [p for _, p in augment.copies("a", aug, 1)]
+    assert all(0.9 <= p.tempo <= 1.1 for p in plans) and plans[0].pitch == 0
+    # an option left at its default does not change the other options' draws
+    more = Augmentation(speeds=(0.9, 1.0, 1.1), tempo_jitter=0.1, noise_prob=0.5, gain_db=3)
+    assert [p.tempo for _, p in augment.copies("a", more, 1)] == [p.tempo for p in plans]
+    # nothing to do: the original file, same id
+    assert augment.augment_all(["a"], speech[:1], Augmentation(), str(tmp_path)) == \
+        [(0, "a", speech[0])]
+    for bad, match in [(Augmentation(speeds=(3.0,)), "--speed-perturb"),
+                       (Augmentation(noise_prob=2), "--noise-prob 2: must be a probability"),
+                       (Augmentation(noise_types=("pinky",)), "--noise-types pinky: allowed"),
+                       (Augmentation(snr_db=(30, 5)), "--snr-db")]:
+        with pytest.raises(ValueError, match=match):
+            bad.check()
