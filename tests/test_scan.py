@@ -190,7 +190,7 @@ def test_impossible_forced_triton_is_one_line(monkeypatch):
 def test_unknown_backend_is_one_line(monkeypatch):
     monkeypatch.setenv("DURNN_BACKEND", "magic")
     with pytest.raises(ValueError, match=r"^DURNN_BACKEND='magic' is not a backend here; allowed: "
-                                         r"auto, cpu, reference, scan, triton, triton_scan$"):
+                                         r"auto, cpu, reference, scan, triton, triton_pipelined, triton_scan$"):
         indrnn_recurrence(torch.randn(3, 1, 2), torch.rand(2))
 
 

@@ -56,6 +56,7 @@ from .indrnn_cpu import indrnn_loop
 from .indrnn_reference import indrnn_reference
 from .indrnn_scan import indrnn_scan
 from .indrnn_triton import indrnn_triton
+from .indrnn_triton_pipelined import indrnn_triton_pipelined
 from .indrnn_triton_scan import indrnn_triton_scan
 from .short_rnn_cpu import short_rnn_loop
 from .short_rnn_cudnn import short_rnn_cudnn
@@ -68,6 +69,7 @@ BACKENDS = {
     "triton": indrnn_triton,
     "scan": indrnn_scan,
     "triton_scan": indrnn_triton_scan,
+    "triton_pipelined": indrnn_triton_pipelined,
 }
 BACKEND_NAMES = ("auto",) + tuple(sorted(BACKENDS))
 SHORT_BACKEND_NAMES = ("auto", "cpu", "cudnn", "triton")
@@ -78,7 +80,7 @@ SCAN_MAX_COLUMNS = 512  # d·B·N, CPU
 SCAN_MIN_STEPS = 8192  # ceil(T/d), CPU
 TRITON_SCAN_MAX_COLUMNS = 1024  # d·B·N, CUDA
 TRITON_SCAN_MIN_STEPS = 4096  # ceil(T/d), CUDA
-TRITON_BACKENDS = ("triton", "triton_scan")
+TRITON_BACKENDS = ("triton", "triton_scan", "triton_pipelined")
 
 
 def forced_backends() -> Dict[str, str]:
