@@ -46,7 +46,7 @@ def test_bad_backend_is_refused_before_data_is_read(tmp_path):
     assert run.returncode == 2, run.stderr[-3000:]
     assert run.stderr.strip().splitlines()[-1] == (
         "fairseq-train: error: DURNN_BACKEND='bogus' is not a backend here; allowed: auto, cpu, "
-        "reference, scan, triton, triton_scan")
+        "reference, scan, triton, triton_pipelined, triton_scan")
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     assert not (tmp_path / "save").exists()
 

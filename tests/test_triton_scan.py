@@ -164,11 +164,12 @@ def test_default_state_and_mixed_parameter_dtype(device):
 # ----------------------------------------------------------------------------- dispatch
 
 
-def test_forced_triton_scan_runs_under_the_interpreter(monkeypatch):
+@pytest.mark.parametrize("backend", ["triton_scan", "triton_pipelined"])
+def test_forced_triton_backend_runs_under_the_interpreter(monkeypatch, backend):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setenv("DURNN_BACKEND", "triton_scan")
+    monkeypatch.setenv("DURNN_BACKEND", backend)
     a, u, h0 = make_inputs(7, 2, torch.float32, "cpu")
-    assert choose_backend(a, 2) == "triton_scan"
+    assert choose_backend(a, 2) == backend
     h = indrnn_recurrence(a, u, h0, 2)
     ref = indrnn_reference(*(x.detach().double() for x in (a, u, h0)), 2)
     assert_near(h, ref, 1e-5, "h")
