@@ -2,6 +2,8 @@
 with WER, held-out voices, and the manifest row checks of ``durnn_speech_to_text``."""
 import logging
 import shutil
+import subprocess
+import sys
 from argparse import Namespace
 
 import numpy as np
@@ -17,7 +19,8 @@ from durnn_plugin.tasks.s2t_manifest import check_manifest, checked_rows, subsam
 pytestmark = pytest.mark.skipif(bool(speech_runs.prepare_speech.synthesize.missing_tools()),
                                 reason="needs flite, espeak-ng and sox (apt-get)")
 
-from examples.speech_recognition import features, prepare_speech, wer_by_voice  # noqa: E402
+from examples.speech_recognition import (features, prepare_speech, transcribe,  # noqa: E402
+                                         wer_by_voice)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,7 @@ def test_held_out_voices_are_not_in_train(data):
 
 
 def test_train_generate_wer_per_voice(data, checkpoint, tmp_path):
-    out = speech_runs.generate(data, checkpoint, tmp_path)
+    speech_runs.generate(data, checkpoint, tmp_path)
     assert "Generate test_digits with beam=2: WER: " in out
     fairseq_wer = float(out.rsplit("WER: ", 1)[1].split()[0])
     rows = features.read_manifest(str(data / "test_digits.tsv"))
@@ -117,6 +120,27 @@ def test_wer_by_speaker_counts_word_errors():
     per_voice, total = wer_by_voice.wer_by_speaker(rows, {0: ("one two", "one two"),
                                                           1: ("three four", "three")})
     assert per_voice == {"a": (0.0, 2, 1), "b": (50.0, 2, 1)} and total == (25.0, 4, 2)
+
+
+# a tiny s2t_durnn: DuRNN encoder and decoder, 1 layer each of width 32
+TINY_S2T_DURNN = ["--arch", "s2t_durnn_s", "--encoder-num-layers", "1", "--decoder-num-layers",
+                  "1", "--encoder-hidden-size", "32", "--decoder-hidden-size", "32",
+                  "--encoder-short-size", "8", "--decoder-short-size", "8",
+                  "--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--conv-channels", "32"]
+
+
+def test_s2t_durnn_trains_and_decodes(data, tmp_path):
+    """The plugin's own speech model through the same pipeline: fairseq-train on the
+    synthesised corpus, then fairseq-generate with WER gives one hypothesis per test row."""
+    speech_runs.train(data, tmp_path / "ckpt", model=TINY_S2T_DURNN)
+    out = speech_runs.generate(data, tmp_path / "ckpt" / "checkpoint_last.pt", tmp_path)
+    assert "Generate test_digits with beam=2: WER: " in out
+    rows = features.read_manifest(str(data / "test_digits.tsv"))
+    result = tmp_path / "generate-test_digits.txt"
+    assert sum(line.startswith("H-") for line in result.read_text().splitlines()) == len(rows)
+    references = [ref for ref, _ in wer_by_voice.read_generate(str(result)).values()]
+    assert sorted(references) == sorted(r["tgt_text"] for r in rows)
+
 
 
 def test_receptive_field_and_min_source_frames():
@@ -236,3 +260,61 @@ def test_zip_slices_and_unsupported_paths(tmp_path):
     assert [r["id"] for r in kept] == ["u"]
     assert str(bad[0]).startswith("m.tsv line 3 (id 't'): audio 'u.txt' is not a supported path")
     assert "unreadable" in str(bad[1]) and "lies outside" in str(bad[1])
+
+
+def test_transcribe_any_rate_and_channels(data, checkpoint, tmp_path):
+    """transcribe.py on a file made here (espeak-ng at 22.05 kHz, stereo, WAV and FLAC): the
+    training pipeline's features, the same hypothesis as fairseq-generate, one line per file."""
+    raw = tmp_path / "raw.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us+m7", "-w", raw, "--", "four oh seven"], check=True)
+    stereo = tmp_path / "stereo 22k.wav"
+    flac = tmp_path / "stereo.flac"
+    for out in (stereo, flac):
+        subprocess.run(["sox", raw, "-r", "22050", "-c", "2", out], check=True)
+    assert sf.info(str(stereo)).samplerate == 22050 and sf.info(str(flac)).channels == 2
+    # the training chain (sox to 16 kHz mono, -1 dBFS) and load_audio give the same features
+    train_wav = tmp_path / "train.wav"
+    subprocess.run(["sox", stereo, "-r", "16000", "-c", "1", "-b", "16", train_wav, "channels",
+                    "1", "rate", "16000", "gain", "-n", "-1"], check=True)
+    ours = features.fbank(features.load_audio(str(flac)))
+    theirs = features.fbank(features.read_wav(str(train_wav)))
+    assert ours.shape == theirs.shape
+    assert np.median(np.abs(ours - theirs)) < 0.05  # log-mel, resamplers differ slightly
+
+    decode = ["--beam", "2", "--max-len-a", "0", "--max-len-b", "12"]
+    done = subprocess.run([sys.executable, "-m", "examples.speech_recognition.transcribe",
+                           "--path", checkpoint, "--data", data, *decode, stereo, flac],
+                          capture_output=True, text=True, cwd=speech_runs.REPO)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(stereo), str(flac)]
+
+    # the model input and hypothesis of a test row equal fairseq-generate's (same features)
+    transcriber = transcribe.Transcriber(str(checkpoint), str(data), beam=2, max_len_a=0,
+                                         max_len_b=12)
+    speech_runs.generate(data, checkpoint, tmp_path)
+    hyps = wer_by_voice.read_generate(str(tmp_path / "generate-test_digits.txt"))
+    row = features.read_manifest(str(data / "test_digits.tsv"))[0]
+    wav = str(data.parent / "wav" / f"{row['id']}.wav")
+    np.testing.assert_allclose(transcriber.features(wav).numpy(), transcriber.transforms(
+        np.load(data / row["audio"])), atol=1e-3)  # peak rescaled from 16-bit samples
+    assert transcriber(wav) == hyps[0][1]
+
+
+def test_transcribe_refuses_unreadable_audio(tmp_path, capsys):
+    (tmp_path / "notes.wav").write_text("not audio")
+    for path, reason in [(tmp_path / "missing.wav", "no such file"),
+                         (tmp_path / "notes.wav", "")]:
+        with pytest.raises(SystemExit) as stop:
+            transcribe.main([str(path), "--path", str(tmp_path / "none.pt")])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"transcribe.py: error: AUDIO '{path}': {reason}")
+        assert err.endswith("must be a readable WAV or FLAC file (any sample rate, mono or "
+                            "stereo)") and "\n" not in err
+    sf.write(tmp_path / "ok.flac", np.zeros(1600), 16000)
+    with pytest.raises(SystemExit):
+        transcribe.main([str(tmp_path / "ok.flac"), "--path", str(tmp_path / "none.pt")])
+    assert capsys.readouterr().err.strip() == (f"transcribe.py: error: --path "
+                                               f"'{tmp_path / 'none.pt'}': no such file; must be "
+                                               "a checkpoint (.pt)")

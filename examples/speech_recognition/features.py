@@ -23,6 +23,7 @@ import sentencepiece as spm
 import soundfile as sf
 import torch
 import torchaudio.compliance.kaldi as kaldi
+import torchaudio.functional
 import yaml
 
 N_MELS = 80
@@ -40,6 +41,18 @@ def read_wav(path: str) -> torch.Tensor:
         raise ValueError(f"{path}: {rate} Hz, {samples.shape[1]} channels; "
                          f"must be {SAMPLE_RATE} Hz mono")
     return torch.from_numpy(samples.T.copy())
+
+
+def load_audio(path: str) -> torch.Tensor:
+    """Any sound file soundfile reads (WAV, FLAC, ...; any sample rate, mono or stereo) as the
+    training audio is made: channels averaged, resampled to 16 kHz
+    (``torchaudio.functional.resample``), peak at -1 dBFS; float ``(1, S)``."""
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    mono = torch.from_numpy(samples.mean(axis=1))[None]
+    if rate != SAMPLE_RATE:
+        mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
+    peak = mono.abs().max()
+    return mono * (10 ** (-1 / 20) / peak) if peak > 0 else mono
 
 
 def fbank(waveform: torch.Tensor) -> np.ndarray:
