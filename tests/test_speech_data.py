@@ -142,26 +142,6 @@ def test_s2t_durnn_trains_and_decodes(data, tmp_path):
     assert sorted(references) == sorted(r["tgt_text"] for r in rows)
 
 
-# a tiny s2t_durnn: DuRNN encoder and decoder, 1 layer each of width 32
-TINY_S2T_DURNN = ["--arch", "s2t_durnn_s", "--encoder-num-layers", "1", "--decoder-num-layers",
-                  "1", "--encoder-hidden-size", "32", "--decoder-hidden-size", "32",
-                  "--encoder-short-size", "8", "--decoder-short-size", "8",
-                  "--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--conv-channels", "32"]
-
-
-def test_s2t_durnn_trains_and_decodes(data, tmp_path):
-    """The plugin's own speech model through the same pipeline: fairseq-train on the
-    synthesised corpus, then fairseq-generate with WER gives one hypothesis per test row."""
-    speech_runs.train(data, tmp_path / "ckpt", model=TINY_S2T_DURNN)
-    out = speech_runs.generate(data, tmp_path / "ckpt" / "checkpoint_last.pt", tmp_path)
-    assert "Generate test_digits with beam=2: WER: " in out
-    rows = features.read_manifest(str(data / "test_digits.tsv"))
-    result = tmp_path / "generate-test_digits.txt"
-    assert sum(line.startswith("H-") for line in result.read_text().splitlines()) == len(rows)
-    references = [ref for ref, _ in wer_by_voice.read_generate(str(result)).values()]
-    assert sorted(references) == sorted(r["tgt_text"] for r in rows)
-
-
 
 def test_receptive_field_and_min_source_frames():
     assert subsampler_receptive_field([5, 5]) == 13
