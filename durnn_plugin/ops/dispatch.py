@@ -47,8 +47,9 @@ A backend forced through ``DURNN_BACKEND`` that cannot run raises one line, e.g.
 (``DURNN_BACKEND=short=triton cannot run here: ...`` for the short-term op).
 Nothing is compiled or imported from triton at import time.
 """
+import functools
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from torch import Tensor, nn
 
@@ -61,6 +62,7 @@ from .indrnn_triton_scan import indrnn_triton_scan
 from .short_rnn_cpu import short_rnn_loop
 from .short_rnn_cudnn import short_rnn_cudnn
 from .short_rnn_triton import short_rnn_triton
+from .single_step import indrnn_step, short_rnn_step
 from .triton_support import cannot_run_reason
 
 BACKENDS = {
@@ -86,9 +88,16 @@ TRITON_BACKENDS = ("triton", "triton_scan", "triton_pipelined")
 def forced_backends() -> Dict[str, str]:
     """``{"indrnn": name, "short": name}`` from ``DURNN_BACKEND`` (``auto`` where not named);
     raises one line naming the allowed values."""
+    return dict(parse_backends(os.environ.get(ENV_VAR, "")))
+
+
+@functools.lru_cache(maxsize=8)
+def parse_backends(value: str) -> Tuple[Tuple[str, str], ...]:
+    """:func:`forced_backends` of one ``DURNN_BACKEND`` value, parsed once per value (every
+    recurrence call reads it)."""
     names = {"indrnn": "auto", "short": "auto"}
     named = set()
-    for item in os.environ.get(ENV_VAR, "").split(","):
+    for item in value.split(","):
         item = item.strip().lower()
         if not item:
             continue
@@ -103,11 +112,10 @@ def forced_backends() -> Dict[str, str]:
                 raise ValueError(f"{ENV_VAR}={name!r} is not a backend here; allowed: "
                                  f"{', '.join(BACKEND_NAMES)}")
         if op in named:
-            raise ValueError(f"{ENV_VAR}={os.environ[ENV_VAR]!r} names two {op} backends; name "
-                             f"at most one")
+            raise ValueError(f"{ENV_VAR}={value!r} names two {op} backends; name at most one")
         named.add(op)
         names[op] = name
-    return names
+    return tuple(names.items())
 
 
 def selected_backend() -> str:
@@ -142,7 +150,10 @@ def choose_backend(a: Tensor, dilation: int = 1) -> str:
 
 def indrnn_recurrence(a: Tensor, u: Tensor, h0: Optional[Tensor] = None, dilation: int = 1) -> Tensor:
     """``h_t = relu(a_t + u ⊙ h_{t-d})`` for a ``(T, B, N)``, u ``(N,)``, h0 ``(d, B, N)`` or
-    ``None`` (zeros). Returns h ``(T, B, N)``; the final state is ``last_states(h0, h, ...)``."""
+    ``None`` (zeros). Returns h ``(T, B, N)``; the final state is ``last_states(h0, h, ...)``.
+    Under ``auto``, a call with one step per sequence (``T ≤ d``) runs :func:`.indrnn_step`."""
+    if a.shape[0] <= dilation and a.shape[0] > 0 and selected_backend() == "auto":
+        return indrnn_step(a, u, h0)
     return BACKENDS[choose_backend(a, dilation)](a, u, h0, dilation)
 
 
@@ -164,7 +175,10 @@ def short_rnn_recurrence(x: Tensor, W: Tensor, b: Tensor, U: Tensor, s0: Tensor,
                          activation: str = "relu", training: bool = True) -> Tensor:
     """``s_t = φ(W x_t + b + s_{t-1} Uᵀ)`` for x ``(T, B, D)``, W ``(N, D)``, b ``(N,)``, U
     ``(N, N)``, s0 ``(B, N)``; returns s ``(T, B, N)`` in x's dtype. ``training`` is cuDNN's
-    ``train`` flag (the other backends ignore it)."""
+    ``train`` flag (the other backends ignore it). Under ``short=auto``, a call with one step
+    (``T = 1``) runs :func:`.short_rnn_step`."""
+    if x.shape[0] == 1 and forced_backends()["short"] == "auto":
+        return short_rnn_step(x, W, b, U, s0, activation)
     name = choose_short_backend(x)
     if name == "cudnn":
         return short_rnn_cudnn(x, W, b, U, s0, activation, training)

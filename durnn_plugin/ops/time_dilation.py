@@ -61,7 +61,7 @@ def last_states(h0: Tensor, h: Tensor, lengths: Optional[Tensor]) -> Tensor:
     """
     d = h0.shape[0]
     if lengths is None:
-        return torch.cat([h0, h], 0)[h.shape[0]:]
+        return h if h.shape[0] == d else torch.cat([h0, h], 0)[h.shape[0]:]
     both = torch.cat([h0, h], 0)
     idx = lengths.unsqueeze(0) + torch.arange(d, device=h.device).unsqueeze(1)  # (d, B)
     idx = idx.reshape(idx.shape + (1,) * (h.dim() - 2)).expand((d,) + tuple(h.shape[1:]))
