@@ -1,4 +1,4 @@
-"""--block dense: SPEC section 4's densely connected stack, y = [x ; norm(cell(x))] per layer."""
+"""--block dense: the densely connected stack of docs/model.md (section 4), y = [x ; norm(cell(x))] per layer."""
 import pytest
 import torch
 

@@ -62,7 +62,7 @@ def test_deterministic_switch(deterministic_mode, data, tmp_path):
 
 
 def test_determinism_script_compares_two_runs_per_mode(tmp_path, monkeypatch):
-    """examples/reliability/determinism.py (recorded on a GPU in the README) on the CPU: two
+    """examples/reliability/determinism.py (recorded on a GPU in examples/reliability/README.md) on the CPU: two
     fairseq-train runs per mode, parameters bit-identical, equal last losses."""
     script_path = REPO / "examples" / "reliability" / "determinism.py"
     monkeypatch.syspath_prepend(str(script_path.parent))  # it imports mixed_precision beside it

@@ -1,4 +1,4 @@
-"""DuRNN module: equations of SPEC section 2, gradients, and its hard constraints."""
+"""DuRNN module: equations of the model (docs/model.md, section 2), gradients, and its hard constraints."""
 import itertools
 
 import pytest

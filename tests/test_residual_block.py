@@ -1,4 +1,4 @@
-"""--block residual: SPEC section 4's pre-activation residual block, for any cell."""
+"""--block residual: the pre-activation residual block of docs/model.md (section 4), for any cell."""
 import pytest
 import torch
 

@@ -1,7 +1,4 @@
 """s2t_durnn / durnn as torch modules: padding, subsampled lengths, incremental decoding, beams."""
-import re
-from dataclasses import fields
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -11,8 +8,7 @@ from fairseq.data import Dictionary
 
 from durnn_plugin.models.s2t_durnn import S2TDuRNNConfig, S2TDuRNNModel
 from durnn_plugin.models.durnn_translation import DuRNNTranslationConfig, DuRNNTranslationModel
-from durnn_plugin.models.seq2seq_base import SIDES
-from durnn_plugin.modules import InvalidOptionError, StackOptions
+from durnn_plugin.modules import InvalidOptionError
 
 TINY = dict(encoder_embed_dim=12, encoder_num_layers=2, encoder_hidden_size=16,
             encoder_short_size=4, decoder_embed_dim=10, decoder_num_layers=2,
@@ -138,15 +134,3 @@ def test_tied_embeddings_and_invalid_options():
         text_model(decoder_cell="rnn")
     with pytest.raises(InvalidOptionError, match=r"--conv-kernel-sizes=4,5"):
         speech_model(conv_kernel_sizes="4,5")
-
-
-def test_readme_lists_every_seq2seq_option():
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = text.index("## Speech recognition and translation")
-    section = text[start:text.index("\n## ", start + 1)]
-    listed = set(re.findall(r"^\| `--([a-z0-9-]+)` \|", section, re.M))
-    per_side = {f"{side}_{f.name}" for side in SIDES for f in fields(StackOptions)}
-    set_by_task = {"input_feat_per_channel", "input_channels", "speaker_to_id"}
-    options = {f.name.replace("_", "-") for f in fields(S2TDuRNNConfig)
-               if not f.name.startswith("_") and f.name not in per_side | set_by_task}
-    assert listed == options

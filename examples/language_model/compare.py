@@ -73,7 +73,7 @@ Perplexity is per token, ``</s>`` included, ``<unk>`` counted as a word (as in r
 ``--tbptt-options "..."`` appends fairseq-train options to the ``durnn-tbptt`` run only (e.g.
 ``--stream-groups 64 --shuffle-streams`` or ``--state-cache``, which both tie stateless training
 on Brown with 128-token segments; with ``--tokens-per-sample 32`` or ``64`` added to both runs
-``--state-cache`` wins; the README lists what was tried). ``--durnn-options "..."`` does the same
+``--state-cache`` wins; examples/language_model/RESULTS.md lists what was tried). ``--durnn-options "..."`` does the same
 for the stateless ``durnn`` run (e.g. ``--u-gamma 1.0``, so both durnn runs have the same bound).
 
 Outputs in ``examples/language_model/work/compare/`` (``--work``): ``<run>/train.log`` (the

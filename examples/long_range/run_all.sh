@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every long-range benchmark of the README, one after another (CPU; hours for longer budgets).
+# Every long-range benchmark of examples/long_range/README.md, one after another (CPU; hours for longer budgets).
 #
 #   bash examples/long_range/run_all.sh
 #

@@ -5,7 +5,7 @@ for bit.
     python examples/reliability/determinism.py                      # GPU, synthetic data
     python examples/reliability/determinism.py --cpu --updates 3    # a smoke run on the CPU
 
-The model uses every op that the README lists as non-deterministic on GPU by default: the
+The model uses every op that docs/reliability.md (Determinism) lists as non-deterministic on GPU by default: the
 embedding backward, a dilated stack (``gather``), adaptive softmax (``index_put`` with
 accumulation), ``NLLLoss``, and the DuRNN short-term part through cuDNN; dropout is on (fairseq
 reseeds it each update). Prints one row per mode: whether the two runs' final parameters are
