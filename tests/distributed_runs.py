@@ -1,8 +1,9 @@
 """fairseq's launch paths with two CPU workers (gloo, ``legacy_ddp``), for every model family.
 
-Each launch runs as a subprocess in its own session (so that a SIGKILL reaches the launcher and
-its workers together, like a lost job), from the directory it is given:
+Each launch runs as subprocesses, each in its own session (so that a SIGKILL reaches a launcher
+and its workers together, like a lost job), from the directory it is given:
 
+* by hand: one ``fairseq-train --distributed-no-spawn --distributed-rank R`` per rank;
 * spawn: ``fairseq-train ... --distributed-world-size 2 --distributed-init-method tcp://...``,
   through :mod:`cuda_count_launcher` reporting 2 CUDA devices;
 * torchrun: ``torchrun --nproc_per_node 2 ... --distributed-world-size 2``, reporting 1;
@@ -18,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List
 
@@ -96,24 +98,43 @@ def torchrun(argv, cwd: Path) -> subprocess.Popen:
                   LAUNCHER, "train", *argv], cwd, devices=1)
 
 
-def finish(process: subprocess.Popen, timeout: float = 300) -> str:
-    out, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, out[-3000:]
-    return out
+def by_hand(argv, cwd: Path) -> List[subprocess.Popen]:
+    """One fairseq-train process per rank (``--distributed-no-spawn``), rank 0 first (``argv``
+    holds TWO_WORKERS)."""
+    init = ["--distributed-no-spawn", "--distributed-init-method",
+            f"tcp://127.0.0.1:{free_port()}"]
+    return [start([BIN / "fairseq-train", *argv, *init, "--distributed-rank", rank], cwd, devices=0)
+            for rank in (0, 1)]
 
 
-def kill_after(process: subprocess.Popen, update: int) -> str:
-    """SIGKILL the launcher and its workers together as soon as update ``update`` is logged."""
+def finish(processes, timeout: float = 300) -> str:
+    """Wait for a launch (a process, or the processes of :func:`by_hand`); the output of the
+    first."""
+    processes = processes if isinstance(processes, list) else [processes]
+    with ThreadPoolExecutor(len(processes)) as pool:  # read every pipe at once
+        outputs = list(pool.map(lambda p: p.communicate(timeout=timeout)[0], processes))
+    for process, out in zip(processes, outputs):
+        assert process.returncode == 0, out[-3000:]
+    return outputs[0]
+
+
+def kill_after(processes, update: int) -> str:
+    """SIGKILL a launch (a launcher and its workers, or every rank of :func:`by_hand`) as soon
+    as the first process logs update ``update``; the output of the first."""
+    processes = processes if isinstance(processes, list) else [processes]
     lines = []
-    for line in process.stdout:
+    for line in processes[0].stdout:
         lines.append(line)
         record = parse_record(fairseq_format(line))
         if record and record.get("num_updates") == update:
-            os.killpg(process.pid, signal.SIGKILL)
+            for process in processes:
+                os.killpg(process.pid, signal.SIGKILL)
             break
-    rest, _ = process.communicate(timeout=60)
-    assert process.returncode == -signal.SIGKILL, "".join(lines)[-3000:] + rest
-    return "".join(lines) + rest
+    rests = [process.communicate(timeout=60)[0] for process in processes]
+    output = "".join(lines) + rests[0]
+    for process, rest in zip(processes, rests):
+        assert process.returncode == -signal.SIGKILL, output[-3000:] + rest
+    return output
 
 
 RECORD = re.compile(r"(?:^|[\s|:\[])(train_inner|train|valid)(?: \| |:|\]\[INFO\] - )(\{.*\})$")

@@ -14,7 +14,6 @@ gradient's rounding (Adam's first steps are about ``lr·sign(g)`` and would magn
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -60,14 +59,9 @@ def assert_trained_as_one_process(log, save_dir, single):
 
 
 def test_two_processes_by_hand_equal_one_process_with_update_freq_2(data, single, tmp_path):
-    port = reliability.free_port()
-    ranks = [reliability.start("fairseq-train", lm_argv(data, tmp_path, runs.TWO_WORKERS + [
-        "--distributed-rank", rank, "--distributed-no-spawn",
-        "--distributed-init-method", f"tcp://127.0.0.1:{port}"])) for rank in (0, 1)]
-    with ThreadPoolExecutor(2) as pool:
-        logs = list(pool.map(reliability.finish, ranks))
-    assert "distributed init (rank 1)" in logs[1]
-    assert_trained_as_one_process(logs[0], tmp_path, single)
+    ranks = runs.by_hand(lm_argv(data, tmp_path, runs.TWO_WORKERS), tmp_path)
+    log = runs.finish(ranks)
+    assert_trained_as_one_process(log, tmp_path, single)
 
 
 def test_spawn_from_another_directory_runs_a_copy_of_the_plugin(data, single, tmp_path):

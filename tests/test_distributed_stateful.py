@@ -1,8 +1,8 @@
 """Stateful training (durnn_language_modeling) with two data-parallel workers resumes exactly:
 the checkpoint, which fairseq writes on worker 0 alone, holds each worker's stream positions and
-carried state (with --state-cache, each worker's cache), and after a SIGKILL of the launcher and
-its workers mid-epoch the same command logs the same results from the resume point on as the
-run that was never interrupted, and ends with bit-identical parameters.
+carried state (with --state-cache, each worker's cache), and after a SIGKILL of both workers
+(one process per rank) mid-epoch the same commands log the same results from the resume point
+on as the run that was never interrupted, and end with bit-identical parameters.
 
 ``--load-checkpoint-on-all-dp-ranks``: otherwise fairseq loads the checkpoint on worker 0 and
 broadcasts it, configuration included as an omegaconf ``DictConfig``, which the other workers'
@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from fairseq import options, tasks
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 import distributed_runs as runs
 import reliability_runs as reliability
@@ -41,12 +43,48 @@ def saved_workers(checkpoint):
     return torch.load(checkpoint)["extra_state"]["DuRNNLanguageModelingTask"]["workers"]
 
 
+def test_checkpoint_entries_per_worker_and_the_earlier_single_entry_format(data, caplog):
+    """In one process: the task's checkpoint dict has one entry per worker; a checkpoint of the
+    earlier format (one worker's ``shard``, ``train``, ``cache``) still restores that worker;
+    one written by another number of workers restores nothing, with a warning."""
+    def task_after_a_batch(train):
+        cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(
+            options.get_training_parser(), [str(a) for a in command(data, "unused", "stream groups")]))
+        task = tasks.setup_task(cfg.task)
+        task.load_dataset("train")
+        torch.manual_seed(0)
+        model, criterion = task.build_model(cfg.model), task.build_criterion(cfg.criterion)
+        batch = next(task.get_batch_iterator(task.dataset("train"), max_sentences=2)
+                     .next_epoch_itr(shuffle=False))
+        if train:
+            task.train_step(batch, model, criterion, Backward(), 0)
+        return task
+
+    saved = task_after_a_batch(True).get_checkpoint_dict()["DuRNNLanguageModelingTask"]
+    assert len(saved["workers"]) == 1 and saved["workers"][0]["train"]["groups"][0][1] == 1
+    earlier = {"shard": [1, 0], **saved["workers"][0]}
+    for checkpoint in (saved, earlier):
+        task = task_after_a_batch(False)
+        task.set_checkpoint_dict(checkpoint)
+        restored = task.carriers["train"].box_for(1, 0).state
+        assert torch.equal(restored[0][1], saved["workers"][0]["train"]["groups"][0][2][0][1])
+    task = task_after_a_batch(False)
+    task.set_checkpoint_dict({"workers": saved["workers"] * 2})
+    assert task.carriers["train"].box_for(1, 0).state is None
+    assert "training state of 2 data-parallel workers and this run has 1" in caplog.text
+
+
+class Backward:
+    def backward(self, loss):
+        loss.backward()
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 def test_two_workers_sigkilled_mid_epoch_resume_exactly(data, mode, tmp_path):
     argv = command(data, tmp_path / "run", mode)
     with ThreadPoolExecutor(1) as pool:  # the run to kill, beside the uninterrupted reference
-        killed = pool.submit(runs.kill_after, runs.spawn(argv, tmp_path), KILL_AFTER)
-        reference = runs.finish(runs.spawn(command(data, tmp_path / "reference", mode), tmp_path))
+        killed = pool.submit(runs.kill_after, runs.by_hand(argv, tmp_path), KILL_AFTER)
+        reference = runs.finish(runs.by_hand(command(data, tmp_path / "reference", mode), tmp_path))
         killed.result()
 
     last = tmp_path / "run" / "checkpoint_last.pt"
@@ -62,7 +100,7 @@ def test_two_workers_sigkilled_mid_epoch_resume_exactly(data, mode, tmp_path):
         states = [w["train"]["groups"][0][2][0][1] for w in workers]
     assert not torch.equal(states[0], states[1])  # each worker's own, not worker 0's twice
 
-    resumed = runs.finish(runs.spawn(argv, tmp_path))
+    resumed = runs.finish(runs.by_hand(argv, tmp_path))
     assert f"(epoch 1 @ {start} updates)" in resumed
     expected = reliability.results(runs.fairseq_format(reference), after_update=start)
     assert len([r for r in expected if r["kind"] == "train_inner"]) == UPDATES - start
