@@ -26,6 +26,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from . import triton_support
 from .indrnn_scan import acc_dtype
 from .time_dilation import on_dilated_view
 from .triton_support import (
@@ -44,9 +45,7 @@ def _build_kernels():
     @triton.jit(do_not_specialize=["T"])
     def pipelined_fwd_kernel(a_ptr, u_ptr, h0_ptr, h_ptr, T, C, N, BLOCK: tl.constexpr,
                              ACC: tl.constexpr, STAGES: tl.constexpr):
-        cols = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        valid = cols < C
-        u = tl.load(u_ptr + cols % N, mask=valid, other=0.0).to(ACC)
+        cols, valid, u = triton_support.column_block(u_ptr, tl.program_id(0), C, N, BLOCK, ACC)
         h = tl.load(h0_ptr + cols, mask=valid, other=0.0).to(ACC)
         a_ptrs = a_ptr + cols
         h_ptrs = h_ptr + cols
@@ -60,9 +59,7 @@ def _build_kernels():
     @triton.jit(do_not_specialize=["T"])
     def pipelined_bwd_kernel(g_ptr, h_ptr, u_ptr, h0_ptr, da_ptr, dh0_ptr, du_ptr, T, C, N,
                              BLOCK: tl.constexpr, ACC: tl.constexpr, STAGES: tl.constexpr):
-        cols = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        valid = cols < C
-        u = tl.load(u_ptr + cols % N, mask=valid, other=0.0).to(ACC)
+        cols, valid, u = triton_support.column_block(u_ptr, tl.program_id(0), C, N, BLOCK, ACC)
         da = tl.full([BLOCK], 0.0, ACC)
         du = tl.full([BLOCK], 0.0, ACC)
         last = (T - 1).to(tl.int64) * C + cols

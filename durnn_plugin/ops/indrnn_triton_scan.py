@@ -42,11 +42,12 @@ sequential recurrence: that is :func:`.indrnn_triton.indrnn_triton`.
 
 Kernels: the state, summaries and ∂u are held in fp32 (fp64 for fp64 inputs); inputs and outputs
 are fp32, bf16, fp16 or fp64 and outputs have the input's dtype. Each loop prefetches the next
-step's inputs so that the global-load latency overlaps the dependent arithmetic. They call only
-core builtins of ``triton.language`` (no ``@triton.jit`` helpers such as ``tl.zeros``): those
-helpers are decorated when ``triton.language`` is first imported, so with the interpreter switched
-on later they would refuse to run. Lazy import, per-mode kernels, ``DEBUG_FILL`` and the launch
-block are in :mod:`.triton_support`. The chunk summaries are stored in the accumulation dtype;
+step's inputs so that the global-load latency overlaps the dependent arithmetic. Of
+``triton.language`` they call only core builtins (not its ``@triton.jit`` helpers such as
+``tl.zeros``: those are decorated when ``triton.language`` is first imported, so with the
+interpreter switched on later they would refuse to run). Lazy import, per-mode kernels, the jit
+helpers they share (column block set-up, the backward loops' prefetch), ``DEBUG_FILL`` and the
+launch block are in :mod:`.triton_support`. The chunk summaries are stored in the accumulation dtype;
 ``hi = ∞`` is stored as the dtype's largest finite number (``BIG``), so ``u = 0`` never forms
 ``0·∞``; with ``|u| > 1`` ``u·BIG`` overflows to ``∞``, which is harmless (``lo`` stays finite
 and ``u ≠ 0``).
@@ -58,6 +59,7 @@ import torch
 from torch import Tensor
 
 from .indrnn_scan import acc_dtype, chunk_length
+from . import triton_support
 from .time_dilation import on_dilated_view
 from .triton_support import (
     acc_type, cannot_run_reason, cdiv, empty_buffer, kernels_for_mode, launch_config,
@@ -82,9 +84,7 @@ def _build_kernels():
                              BLOCK: tl.constexpr, ACC: tl.constexpr, BIG: tl.constexpr):
         # chunk k = program_id(0) is full (k < n - 1): steps k*K .. k*K + K - 1
         k = tl.program_id(0)
-        cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        valid = cols < C
-        u = tl.load(u_ptr + cols % N, mask=valid, other=0.0).to(ACC)
+        cols, valid, u = triton_support.column_block(u_ptr, tl.program_id(1), C, N, BLOCK, ACC)
         a_ptrs = a_ptr + (k * K).to(tl.int64) * C + cols
         beta = tl.load(a_ptrs, mask=valid, other=0.0).to(ACC)  # the first step's map
         lo = tl.full([BLOCK], 0.0, ACC)
@@ -108,9 +108,7 @@ def _build_kernels():
     @triton.jit(do_not_specialize=["n"])
     def scan_fwd_starts_kernel(uk_ptr, h0_ptr, beta_ptr, lo_ptr, hi_ptr, start_ptr, n, C, N,
                                BLOCK: tl.constexpr, ACC: tl.constexpr):
-        cols = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        valid = cols < C
-        alpha = tl.load(uk_ptr + cols % N, mask=valid, other=0.0).to(ACC)
+        cols, valid, alpha = triton_support.column_block(uk_ptr, tl.program_id(0), C, N, BLOCK, ACC)
         s = tl.load(h0_ptr + cols, mask=valid, other=0.0).to(ACC)
         s_ptrs = start_ptr + cols
         tl.store(s_ptrs, s, mask=valid)
@@ -140,9 +138,7 @@ def _build_kernels():
     def scan_fwd_chunks_kernel(a_ptr, u_ptr, start_ptr, h_ptr, T, K, C, N,
                                BLOCK: tl.constexpr, ACC: tl.constexpr):
         k = tl.program_id(0)
-        cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        valid = cols < C
-        u = tl.load(u_ptr + cols % N, mask=valid, other=0.0).to(ACC)
+        cols, valid, u = triton_support.column_block(u_ptr, tl.program_id(1), C, N, BLOCK, ACC)
         h = tl.load(start_ptr + k.to(tl.int64) * C + cols, mask=valid, other=0.0).to(ACC)
         t0 = k * K
         steps = tl.minimum(T - t0, K)
@@ -163,14 +159,10 @@ def _build_kernels():
                              BLOCK: tl.constexpr, ACC: tl.constexpr):
         # chunk k = program_id(0) + 1, stored in row k - 1
         k = tl.program_id(0) + 1
-        cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        valid = cols < C
-        u = tl.load(u_ptr + cols % N, mask=valid, other=0.0).to(ACC)
+        cols, valid, u = triton_support.column_block(u_ptr, tl.program_id(1), C, N, BLOCK, ACC)
         prod = tl.load(uk_ptr + cols % N, mask=valid, other=0.0).to(ACC)
         val = tl.full([BLOCK], 0.0, ACC)
-        t0 = k * K
-        steps = tl.minimum(T - t0, K)
-        last = (t0 + steps - 1).to(tl.int64) * C
+        _, steps, last = triton_support.chunk_rows(k, T, K, C)
         g_ptrs = g_ptr + last + cols
         h_ptrs = h_ptr + last + cols
         g_next = tl.load(g_ptrs, mask=valid, other=0.0)
@@ -178,11 +170,8 @@ def _build_kernels():
         for j in range(0, steps):
             g_cur = g_next
             h_cur = h_next
-            g_ptrs -= C
-            h_ptrs -= C
-            more = valid & (j + 1 < steps)
-            g_next = tl.load(g_ptrs, mask=more, other=0.0)
-            h_next = tl.load(h_ptrs, mask=more, other=0.0)
+            g_ptrs, h_ptrs, g_next, h_next = triton_support.load_back(g_ptrs, h_ptrs, C,
+                                                                      valid & (j + 1 < steps))
             val = tl.where(h_cur > 0, g_cur.to(ACC) + u * val, 0.0)
             prod = tl.where(h_cur > 0, prod, 0.0)
         out = (k - 1).to(tl.int64) * C + cols
@@ -206,11 +195,8 @@ def _build_kernels():
         for i in range(0, n - 1):
             v = v_next
             p = p_next
-            v_ptrs -= C
-            p_ptrs -= C
-            more = valid & (i + 2 < n)
-            v_next = tl.load(v_ptrs, mask=more, other=0.0)
-            p_next = tl.load(p_ptrs, mask=more, other=0.0)
+            v_ptrs, p_ptrs, v_next, p_next = triton_support.load_back(v_ptrs, p_ptrs, C,
+                                                                      valid & (i + 2 < n))
             inc = v + p * inc
             i_ptrs -= C
             tl.store(i_ptrs, inc, mask=valid)
@@ -219,14 +205,10 @@ def _build_kernels():
     def scan_bwd_chunks_kernel(g_ptr, h_ptr, u_ptr, h0_ptr, inc_ptr, da_ptr, dh0_ptr, du_ptr,
                                T, K, C, N, BLOCK: tl.constexpr, ACC: tl.constexpr):
         k = tl.program_id(0)
-        cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        valid = cols < C
-        u = tl.load(u_ptr + cols % N, mask=valid, other=0.0).to(ACC)
+        cols, valid, u = triton_support.column_block(u_ptr, tl.program_id(1), C, N, BLOCK, ACC)
         da = tl.load(inc_ptr + k.to(tl.int64) * C + cols, mask=valid, other=0.0).to(ACC)
         du = tl.full([BLOCK], 0.0, ACC)
-        t0 = k * K
-        steps = tl.minimum(T - t0, K)
-        last = (t0 + steps - 1).to(tl.int64) * C
+        t0, steps, last = triton_support.chunk_rows(k, T, K, C)
         g_ptrs = g_ptr + last + cols
         h_ptrs = h_ptr + last + cols
         da_ptrs = da_ptr + last + cols

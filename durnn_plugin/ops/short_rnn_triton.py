@@ -33,15 +33,16 @@ once, before the loop), so ``NP² ×`` element size must fit one SM: compiled fo
 ``BLOCK_B = 16`` the kernels take 136 KiB at ``NP = 256`` in bf16/fp16 (fits the 227 KiB of an
 H100) but 272 KiB in fp32, so fp32 runs up to ``N = 128`` (72 KiB) there. Where it does not fit,
 Triton's out-of-resources error is raised as one line. ``BLOCK_B`` (default 16 on CUDA) and the warp count
-are not tuned on a GPU yet. Lazy import, per-mode kernels and ``DEBUG_FILL`` are in
-:mod:`.triton_support`; like the IndRNN kernels these call only core builtins of
-``triton.language``.
+are not tuned on a GPU yet. Lazy import, per-mode kernels, the jit helpers (tile set-up, the
+backward loop's prefetch) and ``DEBUG_FILL`` are in :mod:`.triton_support`; like the IndRNN
+kernels these call only core builtins of ``triton.language``.
 """
 from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from . import triton_support
 from .short_rnn_cpu import ACTIVATIONS, weight_and_state_grads
 from .triton_support import (
     acc_type, cannot_run_reason, cdiv, empty_buffer, interpreter_enabled, kernels_for_mode,
@@ -59,11 +60,7 @@ def _build_kernels():
     def short_fwd_kernel(p_ptr, u_ptr, s0_ptr, s_ptr, T, B, N, BLOCK_B: tl.constexpr,
                          NP: tl.constexpr, ACC: tl.constexpr, PREC: tl.constexpr,
                          TANH: tl.constexpr):
-        rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-        cols = tl.arange(0, NP)
-        square = (cols[:, None] < N) & (cols[None, :] < N)
-        ut = tl.load(u_ptr + cols[None, :] * N + cols[:, None], mask=square, other=0.0)  # Uᵀ
-        valid = (rows[:, None] < B) & (cols[None, :] < N)
+        rows, cols, valid, ut = triton_support.batch_tile(u_ptr, B, N, BLOCK_B, NP, True)  # Uᵀ
         offs = rows[:, None] * N + cols[None, :]
         s = tl.load(s0_ptr + offs, mask=valid, other=0.0).to(ACC)
         step = B * N
@@ -86,11 +83,7 @@ def _build_kernels():
     def short_bwd_kernel(g_ptr, s_ptr, u_ptr, dp_ptr, T, B, N, BLOCK_B: tl.constexpr,
                          NP: tl.constexpr, ACC: tl.constexpr, PREC: tl.constexpr,
                          TANH: tl.constexpr):
-        rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-        cols = tl.arange(0, NP)
-        square = (cols[:, None] < N) & (cols[None, :] < N)
-        u = tl.load(u_ptr + cols[:, None] * N + cols[None, :], mask=square, other=0.0)
-        valid = (rows[:, None] < B) & (cols[None, :] < N)
+        rows, cols, valid, u = triton_support.batch_tile(u_ptr, B, N, BLOCK_B, NP, False)
         step = B * N
         last = (T - 1).to(tl.int64) * step + rows[:, None] * N + cols[None, :]
         g_ptrs = g_ptr + last
@@ -102,11 +95,8 @@ def _build_kernels():
         for i in range(0, T):
             g_cur = g_next
             s_cur = s_next.to(ACC)
-            g_ptrs -= step
-            s_ptrs -= step
-            more = valid & (i + 1 < T)
-            g_next = tl.load(g_ptrs, mask=more, other=0.0)
-            s_next = tl.load(s_ptrs, mask=more, other=0.0)
+            g_ptrs, s_ptrs, g_next, s_next = triton_support.load_back(g_ptrs, s_ptrs, step,
+                                                                      valid & (i + 1 < T))
             z = tl.dot(d.to(u.dtype), u, acc=g_cur.to(ACC), out_dtype=ACC, input_precision=PREC)
             if TANH:
                 d = z * (1.0 - s_cur * s_cur)

@@ -1,13 +1,20 @@
-"""What the Triton recurrence kernels (:mod:`.indrnn_triton_scan`) share: whether they can run, the
-per-mode kernel cache, launch configuration and output buffers.
+"""What the Triton recurrence kernels (:mod:`.indrnn_triton_scan`, :mod:`.indrnn_triton_pipelined`,
+:mod:`.short_rnn_triton`) share: whether they can run, the per-mode kernel cache, the
+``@triton.jit`` helpers their kernels call, launch configuration and output buffers.
 
 Triton is imported lazily (on the first call), never at import of ``durnn_plugin.ops``, and the
 kernels are built per mode: with ``TRITON_INTERPRET=1`` (read by triton when a function is
 decorated) they run on CPU tensors through Triton's interpreter, which is how CPU-only CI tests
 them; otherwise they need CUDA tensors.
+
+The jit helpers (:func:`_build_helpers`) are built per mode too and reached as attributes of this
+module (``triton_support.column_block(...)`` inside a kernel): the attribute is looked up when the
+kernel is compiled or interpreted, so it is the helper of the mode that runs. They are not
+closure variables of the kernels because Triton's interpreter resolves a kernel's names in its
+module's globals only.
 """
 import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -52,13 +59,79 @@ def cannot_run_reason(a: Tensor) -> Optional[str]:
     return None
 
 
-def kernels_for_mode(cache: Dict[bool, Tuple[object, ...]],
-                     build: Callable[[], Tuple[object, ...]]) -> Tuple[object, ...]:
+def kernels_for_mode(cache: Dict[bool, Any], build: Callable[[], Any]) -> Any:
     """``build()`` once per mode (interpreted or compiled): triton decides which when decorating."""
     mode = interpreter_enabled()
     if mode not in cache:
         cache[mode] = build()
     return cache[mode]
+
+
+_HELPERS: Dict[bool, Dict[str, object]] = {}
+
+
+def _build_helpers() -> Dict[str, object]:
+    # ``tl`` becomes a global of this module: the interpreter looks for ``triton.language`` in
+    # the globals of a jit function it calls
+    global tl
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def column_block(vec_ptr, block, C, N, BLOCK: tl.constexpr, ACC: tl.constexpr):
+        """Columns ``block·BLOCK + [0, BLOCK)`` of a ``(T', C)`` layout, their mask ``cols < C``
+        and the ``(N,)`` vector at ``vec_ptr`` per column (``vec[cols % N]``, 0 where masked) in
+        ``ACC``."""
+        cols = block * BLOCK + tl.arange(0, BLOCK)
+        valid = cols < C
+        return cols, valid, tl.load(vec_ptr + cols % N, mask=valid, other=0.0).to(ACC)
+
+    @triton.jit
+    def load_back(x_ptrs, y_ptrs, step, mask):
+        """Moves two blocks of pointers one time step (``step`` elements) back and loads both
+        there (0 where masked): a backward loop's prefetch of the next step's inputs. Returns
+        ``(x_ptrs, y_ptrs, x, y)``."""
+        x_ptrs -= step
+        y_ptrs -= step
+        x = tl.load(x_ptrs, mask=mask, other=0.0)
+        return x_ptrs, y_ptrs, x, tl.load(y_ptrs, mask=mask, other=0.0)
+
+    @triton.jit
+    def chunk_rows(k, T, K, C):
+        """Chunk ``k`` of a time axis ``T`` cut into chunks of ``K`` steps (the last one may be
+        shorter): its first step ``t0``, its length and the offset (int64) of its last step's
+        row in a ``(T, C)`` layout. Returns ``(t0, steps, last)``."""
+        t0 = k * K
+        steps = tl.minimum(T - t0, K)
+        return t0, steps, (t0 + steps - 1).to(tl.int64) * C
+
+    @triton.jit
+    def batch_tile(w_ptr, B, N, BLOCK_B: tl.constexpr, NP: tl.constexpr,
+                   TRANSPOSE: tl.constexpr):
+        """The tile of the short-term kernels: ``rows`` (this program's ``BLOCK_B`` batch rows),
+        ``cols`` (``NP`` padded state columns), ``valid`` (the mask of the ``(rows, cols)`` tile
+        inside ``(B, N)``) and the ``(N, N)`` matrix at ``w_ptr`` zero-padded to ``NP × NP``, or
+        its transpose with ``TRANSPOSE``."""
+        rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+        cols = tl.arange(0, NP)
+        square = (cols[:, None] < N) & (cols[None, :] < N)
+        if TRANSPOSE:
+            w = tl.load(w_ptr + cols[None, :] * N + cols[:, None], mask=square, other=0.0)
+        else:
+            w = tl.load(w_ptr + cols[:, None] * N + cols[None, :], mask=square, other=0.0)
+        valid = (rows[:, None] < B) & (cols[None, :] < N)
+        return rows, cols, valid, w
+
+    return {"column_block": column_block, "load_back": load_back, "chunk_rows": chunk_rows,
+            "batch_tile": batch_tile}
+
+
+def __getattr__(name: str):
+    """The jit helper ``name`` of the current mode (module ``__getattr__``, PEP 562)."""
+    helpers = {} if name.startswith("_") else kernels_for_mode(_HELPERS, _build_helpers)
+    if name not in helpers:  # dunder probes (``__all__``, ...) answer without importing triton
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return helpers[name]
 
 
 def acc_type(dtype: torch.dtype):
