@@ -102,7 +102,7 @@ def test_held_out_voices_are_not_in_train(data):
 
 
 def test_train_generate_wer_per_voice(data, checkpoint, tmp_path):
-    speech_runs.generate(data, checkpoint, tmp_path)
+    out = speech_runs.generate(data, checkpoint, tmp_path)
     assert "Generate test_digits with beam=2: WER: " in out
     fairseq_wer = float(out.rsplit("WER: ", 1)[1].split()[0])
     rows = features.read_manifest(str(data / "test_digits.tsv"))

@@ -98,3 +98,11 @@ def test_held_out_texts_are_disjoint_from_train():
     assert set(texts.draw("digit", 50, random.Random(3), "test")) <= set(nw.ONES[:10]) | {"oh"}
     with pytest.raises(ValueError, match="unknown text kind 'word'"):
         texts.draw("word", 1, rng, "train")
+
+
+def test_held_out_characters_must_occur_in_training():
+    from examples.speech_recognition import prepare_speech
+
+    utt = lambda text: prepare_speech.Utterance(text, "v", text, "command")  # noqa: E731
+    assert prepare_speech.uncovered_characters([utt("call mom")], [utt("call")]) == ""
+    assert prepare_speech.uncovered_characters([utt("call mom")], [utt("play track")]) == "kprty"

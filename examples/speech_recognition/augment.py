@@ -180,17 +180,17 @@ def apply(plan: Plan, in_wav: str, out_wav: str, babble_sources: Sequence[str] =
             effects += ["pitch", str(plan.pitch)]
         if plan.reverb is not None:
             effects += ["pad", "0", "0.3", "reverb", str(plan.reverb)]
-        _sox([in_wav, "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "floating-point",
+        _sox([in_wav, "-r", str(SAMPLE_RATE), "-c", "1", "-e", "floating-point", "-b", "32",
               stage, *effects, "rate", str(SAMPLE_RATE)] if effects else [in_wav, "-e",
-              "floating-point", stage])
+              "floating-point", "-b", "32", stage])
         x = read(stage)
         if plan.noise is not None:
             x = mix_at_snr(x, noise_like(plan.noise, len(x), rng, babble_sources), plan.snr_db)
         if plan.telephone:
             sf.write(stage, x, SAMPLE_RATE, subtype="FLOAT")
             phone = os.path.join(tmp, "b.wav")
-            _sox([stage, "-e", "floating-point", phone, "sinc", "300-3400", "rate", "8000",
-                  "rate", str(SAMPLE_RATE)])
+            _sox([stage, "-e", "floating-point", "-b", "32", phone, "sinc", "300-3400",
+                  "rate", "8000", "rate", str(SAMPLE_RATE)])
             x = read(phone)
         peak = np.max(np.abs(x))
         level = 10 ** ((PEAK_DBFS - plan.gain_db) / 20)

@@ -19,9 +19,10 @@ Augmentation (:mod:`augment`, training copies only): ``--speed-perturb``, ``--te
 ``--telephone-prob``, ``--gain-db``; SpecAugment is in ``config.yaml`` unless
 ``--no-specaugment``.
 
-Output, under ``--workdir``: ``wav/<id>.wav`` (16 kHz mono), ``wav_aug/<copy id>.wav`` and
-``data/`` (:mod:`features`): ``fbank80/<id>.npy``, ``train.tsv``, ``dev.tsv`` and one test
-manifest per group of :data:`TEST_SETS`, ``spm_unigram<V>.model/.txt``, ``config.yaml``. WAV
+Output: ``WORKDIR/wav/<id>.wav`` (16 kHz mono) and the data directory (``--data-dir``, default
+``WORKDIR/data``; :mod:`features`): ``wav_aug/<copy id>.wav``, ``fbank80/<id>.npy``,
+``train.tsv``, ``dev.tsv`` and one test manifest per group of :data:`TEST_SETS`,
+``spm_unigram<V>.model/.txt``, ``config.yaml``. WAV
 files made from the same voice, text and seed, augmented copies made with the same effects,
 and features newer than their WAV file are reused, so a rerun with other counts synthesises
 only what is new. Every manifest is checked with the plugin's row checker before the script
@@ -109,15 +110,24 @@ def utterances(voices: Sequence[str], counts: Dict[str, int], sentences: Sequenc
     return out
 
 
+def uncovered_characters(train: Sequence[Utterance], held_out: Sequence[Utterance]) -> str:
+    """The characters of held-out transcripts that no training transcript has (the vocabulary,
+    trained on the training transcripts, would turn them into ``<unk>``)."""
+    seen = set("".join(u.text for u in train))
+    return "".join(sorted(set("".join(u.text for u in held_out)) - seen))
+
+
 def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
                specaugment: bool, seed: int = 1, workers: int = 2,
-               augmentation: augment.Augmentation = augment.Augmentation()) -> str:
-    """Synthesise, augment the ``train`` copies, extract features and write manifests (one per
-    entry of ``sets``, which must hold ``train``), vocabulary and config; returns the data
-    directory."""
+               augmentation: augment.Augmentation = augment.Augmentation(),
+               data_dir: Optional[str] = None) -> str:
+    """Synthesise (into ``workdir/wav``), augment the ``train`` copies (into
+    ``data_dir/wav_aug``), extract features and write manifests (one per entry of ``sets``,
+    which must hold ``train``), vocabulary and config into ``data_dir`` (default
+    ``workdir/data``); returns the data directory."""
     from durnn_plugin.tasks.s2t_manifest import checked_rows
 
-    data_dir = os.path.join(workdir, "data")
+    data_dir = data_dir or os.path.join(workdir, "data")
     os.makedirs(data_dir, exist_ok=True)
     for name, utts in sets.items():
         t0 = time.time()
@@ -125,7 +135,7 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
         t1 = time.time()
         if name == "train":
             made = augment.augment_all([u.id for u in utts], wavs, augmentation,
-                                       os.path.join(workdir, "wav_aug"), seed, workers)
+                                       os.path.join(data_dir, "wav_aug"), seed, workers)
             rows = [(copy_id, utts[i], wav) for i, copy_id, wav in made]
         else:
             rows = [(u.id, u, wav) for u, wav in zip(utts, wavs)]
@@ -198,7 +208,11 @@ def augmentation_from(args) -> augment.Augmentation:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workdir", default=os.path.join(HERE, "work"))
+    ap.add_argument("--workdir", default=os.path.join(HERE, "work"),
+                    help="synthesised speech goes to WORKDIR/wav (default: %(default)s)")
+    ap.add_argument("--data-dir", default=None,
+                    help="the fairseq data directory to write (default: WORKDIR/data); "
+                         "several data directories can share one WORKDIR's speech")
     ap.add_argument("--voices", default="",
                     help="comma-separated voices to use (default: all of synthesize.py)")
     ap.add_argument("--dev-voices", default=",".join(DEV_VOICES),
@@ -238,10 +252,19 @@ def main(argv=None):
     train = utterances(voices["train"], train_counts, brown["train"], args.seed, "train")
     dev = utterances(voices["dev"], eval_counts, brown["valid"], args.seed, "dev")
     test = utterances(voices["test"], eval_counts, brown["test"], args.seed, "test")
+    missing_chars = uncovered_characters(train, dev + test)
+    if missing_chars:
+        sys.exit(f"prepare_speech.py: error: --eval-texts: held-out transcripts use characters "
+                 f"no training transcript has ({missing_chars!r}); add training texts of the "
+                 f"same kinds (--train-texts)")
     sets = {"train": train, "dev": dev,
             **{name: [u for u in test if u.kind in kinds] for name, kinds in TEST_SETS.items()}}
+    data_dir = args.data_dir or os.path.join(args.workdir, "data")
+    for name in (k for k, v in sets.items() if not v):  # no stale manifest of an earlier run
+        if os.path.exists(os.path.join(data_dir, f"{name}.tsv")):
+            os.remove(os.path.join(data_dir, f"{name}.tsv"))
     write_data({k: v for k, v in sets.items() if v}, args.workdir, args.vocab_size,
-               not args.no_specaugment, args.seed, args.workers, augmentation)
+               not args.no_specaugment, args.seed, args.workers, augmentation, data_dir)
 
 
 if __name__ == "__main__":

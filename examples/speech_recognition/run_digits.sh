@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Speech recognition on synthetic speech, offline, on CPU: synthesise (flite, espeak-ng) ->
-# fbank features -> sentencepiece vocabulary -> fairseq-train -> fairseq-generate --scoring wer
-# on held-out voices, WER printed per voice for digit strings and for sentences.
+# Speech recognition on synthetic speech, offline, on CPU: synthesise (flite, festival,
+# espeak-ng, Piper) -> fbank features -> sentencepiece vocabulary -> fairseq-train ->
+# fairseq-generate --scoring wer on held-out voices, WER printed per voice for each test set
+# (digits, numbers, commands, sentences).
 #
 #   bash examples/speech_recognition/run_digits.sh
 #
@@ -12,7 +13,9 @@
 #                  the checkpoint_best.pt already in $WORK/checkpoints
 #   THREADS        CPU threads for torch (default 2)
 #   WORK           work directory (default examples/speech_recognition/work)
-#   PREPARE_ARGS   options of prepare_speech.py, e.g. "--train-digits 100" (default none)
+#   PREPARE_ARGS   options of prepare_speech.py, e.g. "--speed-perturb 0.9,1.0,1.1" (default none)
+#   DATA           the data directory (default $WORK/data)
+#   PREPARE        1: run prepare_speech.py first (default); 0: use the existing $DATA
 #   VENV           an existing virtual environment to use instead of ./.venv (default: create
 #                  and fill ./.venv with examples/setup_venv.sh)
 # Outputs under $WORK: wav/, data/ (fairseq S2T data directory), checkpoints/, logs/,
@@ -28,20 +31,18 @@ WORK=${WORK:-examples/speech_recognition/work}
 PREPARE_ARGS=${PREPARE_ARGS:-}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
-DATA=$WORK/data
+DATA=${DATA:-$WORK/data}
+PREPARE=${PREPARE:-1}
 CKPT=$WORK/checkpoints
 LOGS=$WORK/logs
 RESULTS=$WORK/results
 HERE=examples/speech_recognition
-TEST_SETS=(test_digits test_sentences)
+TEST_SETS=(test_digits test_numbers test_commands test_sentences)
 mkdir -p "$WORK" "$LOGS" "$RESULTS"
 
 stage() { echo; echo "== $* ($(date +%H:%M:%S))"; }
 now() { date +%s; }
 
-for tool in flite espeak-ng sox; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install flite espeak-ng sox"; exit 1; }
-done
 if [ -z "${VENV:-}" ]; then
   stage "setup: bash examples/setup_venv.sh"
   bash examples/setup_venv.sh
@@ -53,10 +54,16 @@ BIN=$VENV/bin
 TASK=(--user-dir durnn_plugin --task durnn_speech_to_text --required-batch-size-multiple 1
       --cpu --num-workers 0)
 
-stage "prepare: synthesise, features, manifests, vocabulary -> $DATA"
 t0=$(now)
-# shellcheck disable=SC2086
-$BIN/python -m examples.speech_recognition.prepare_speech --workdir "$WORK" $PREPARE_ARGS | tee "$LOGS/prepare.log"
+if [ "$PREPARE" = 1 ]; then
+  stage "prepare: synthesise, features, manifests, vocabulary -> $DATA"
+  # shellcheck disable=SC2086
+  $BIN/python -m examples.speech_recognition.prepare_speech --workdir "$WORK" --data-dir "$DATA" \
+    $PREPARE_ARGS | tee "$LOGS/prepare.log"
+else
+  [ -f "$DATA/config.yaml" ] || { echo "PREPARE=0 but no $DATA/config.yaml"; exit 1; }
+  stage "prepare: skipped (PREPARE=0), using $DATA"
+fi
 t_prepare=$(( $(now) - t0 ))
 
 if [ "$TRAIN_MINUTES" != 0 ]; then

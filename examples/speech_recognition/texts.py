@@ -82,7 +82,8 @@ def time_text(rng: random.Random) -> str:
         if hour == 12:
             forms += ["noon", "midnight"]
     else:
-        forms.append(f"{nw.ONES[hour]} {'oh ' + nw.ONES[minute] if minute < 10 else nw.cardinal(minute)}")
+        minute_words = f"oh {nw.ONES[minute]}" if minute < 10 else nw.cardinal(minute)
+        forms.append(f"{nw.ONES[hour]} {minute_words}")
         if minute == 30:
             forms.append(f"half past {nw.ONES[hour]}")
         elif minute in (15, 45):
