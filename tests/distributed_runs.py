@@ -1,7 +1,7 @@
 """fairseq's launch paths with two CPU workers (gloo, ``legacy_ddp``), for every model family.
 
-Each launch runs as subprocesses, each in its own session (so that a SIGKILL reaches a launcher
-and its workers together, like a lost job), from the directory it is given:
+Each launch runs as subprocesses, each in a process group of its own (so that a SIGKILL reaches a
+launcher and its workers together, like a lost job), from the directory it is given:
 
 * by hand: one ``fairseq-train --distributed-no-spawn --distributed-rank R`` per rank;
 * spawn: ``fairseq-train ... --distributed-world-size 2 --distributed-init-method tcp://...``,
@@ -76,8 +76,8 @@ def one_process_equivalent(family: str) -> List[str]:
 
 
 def start(argv: List[str], cwd: Path, devices: int, env=None) -> subprocess.Popen:
-    """Run ``argv`` (a command) in its own session, fairseq's log lines on stdout; ``env``:
-    variables added to the environment."""
+    """Run ``argv`` (a command) in a process group of its own, fairseq's log lines on stdout;
+    ``env``: variables added to the environment."""
     env = dict(ENV, REPORTED_CUDA_DEVICES=str(devices), **(env or {}))
     return subprocess.Popen([str(a) for a in argv], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

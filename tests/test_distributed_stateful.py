@@ -48,8 +48,9 @@ def test_checkpoint_entries_per_worker_and_the_earlier_single_entry_format(data,
     earlier format (one worker's ``shard``, ``train``, ``cache``) still restores that worker;
     one written by another number of workers restores nothing, with a warning."""
     def task_after_a_batch(train):
+        argv = [str(a) for a in command(data, "unused", "stream groups")]
         cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(
-            options.get_training_parser(), [str(a) for a in command(data, "unused", "stream groups")]))
+            options.get_training_parser(), argv))
         task = tasks.setup_task(cfg.task)
         task.load_dataset("train")
         torch.manual_seed(0)

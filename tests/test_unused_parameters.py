@@ -57,7 +57,8 @@ def data(tmp_path_factory):
 
 def one_step(argv):
     """The model after one training step of ``argv`` (fairseq-train options) on its largest
-    training batch (the one most likely to use every part of the model), and the names of its trainable parameters that got no gradient."""
+    training batch (the one most likely to use every part of the model), and the names of its
+    trainable parameters that got no gradient."""
     cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(
         options.get_training_parser(), [str(a) for a in argv] + ["--user-dir", PLUGIN]))
     task = tasks.setup_task(cfg.task)
