@@ -130,3 +130,36 @@ def test_copies_plans_and_checks(speech, tmp_path):
                        (Augmentation(snr_db=(30, 5)), "--snr-db")]:
         with pytest.raises(ValueError, match=match):
             bad.check()
+
+
+def test_data_directories_share_unaugmented_features(tmp_path):
+    """Two data directories of one workdir: unaugmented features computed once and linked,
+    an augmented copy's features written separately without touching the shared file."""
+    import os
+
+    utts = {"train": prepare_speech.utterances(["flite-awb"], {"digits": 2}, [], seed=0,
+                                               split="train"),
+            "dev": prepare_speech.utterances(["flite-slt"], {"digits": 1}, [], seed=0,
+                                             split="dev")}
+    work = str(tmp_path)
+    plain = prepare_speech.write_data(utts, work, 20, False, data_dir=str(tmp_path / "plain"))
+    noisy = prepare_speech.write_data(utts, work, 20, False, data_dir=str(tmp_path / "noisy"))
+    first = utts["train"][0].id
+    shared = tmp_path / "fbank80" / f"{first}.npy"
+    assert os.path.samefile(shared, tmp_path / "noisy" / "fbank80" / f"{first}.npy")
+    before = np.load(shared)
+    # the same data directory with noise on every copy: its own features, the cache untouched
+    prepare_speech.write_data(utts, work, 20, False, data_dir=noisy,
+                              augmentation=Augmentation(noise_prob=1.0))
+    np.testing.assert_array_equal(np.load(shared), before)
+    assert os.path.samefile(shared, tmp_path / "plain" / "fbank80" / f"{first}.npy")
+    assert not os.path.samefile(shared, tmp_path / "noisy" / "fbank80" / f"{first}.npy")
+    assert not np.allclose(np.load(tmp_path / "noisy" / "fbank80" / f"{first}.npy"), before)
+    dev = utts["dev"][0].id
+    assert os.path.samefile(tmp_path / "plain" / "fbank80" / f"{dev}.npy",
+                            tmp_path / "noisy" / "fbank80" / f"{dev}.npy")
+    # back to no augmentation: the link returns, the shared features are unchanged
+    prepare_speech.write_data(utts, work, 20, False, data_dir=noisy)
+    assert os.path.samefile(shared, tmp_path / "noisy" / "fbank80" / f"{first}.npy")
+    np.testing.assert_array_equal(np.load(shared), before)
+    assert plain != noisy

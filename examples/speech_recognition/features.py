@@ -16,7 +16,8 @@ plugin's ``durnn_speech_to_text``, which checks the rows first):
 """
 import csv
 import os
-from typing import Dict, Iterable, List, Optional
+import shutil
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -77,6 +78,39 @@ def write_features(wav_paths: Iterable[str], ids: Iterable[str], feat_dir: str) 
         feats = fbank(read_wav(wav))
         np.save(path, feats)
         lengths.append(feats.shape[0])
+    return lengths
+
+
+def write_features_shared(wav_paths: Sequence[str], ids: Sequence[str], feat_dir: str,
+                          cache_dir: str, shared: Sequence[bool]) -> List[int]:
+    """As :func:`write_features` into ``feat_dir``, except that the rows with ``shared[i]``
+    are computed once into ``cache_dir`` (which several data directories share) and
+    hard-linked into ``feat_dir`` (copied where a link is impossible). A link into the cache
+    is removed before a row's own features are written in its place, so the cache is never
+    overwritten; returns n_frames."""
+    lengths = [0] * len(ids)
+    own = [i for i in range(len(ids)) if not shared[i]]
+    common = [i for i in range(len(ids)) if shared[i]]
+    os.makedirs(feat_dir, exist_ok=True)
+    paths = lambda d, i: os.path.join(d, f"{ids[i]}.npy")  # noqa: E731
+    linked = lambda i: (os.path.exists(paths(feat_dir, i)) and  # noqa: E731
+                        os.path.exists(paths(cache_dir, i)) and
+                        os.path.samefile(paths(cache_dir, i), paths(feat_dir, i)))
+    for i in own:
+        if linked(i):
+            os.remove(paths(feat_dir, i))
+    for rows, target in ((own, feat_dir), (common, cache_dir)):
+        for i, n in zip(rows, write_features([wav_paths[i] for i in rows],
+                                             [ids[i] for i in rows], target)):
+            lengths[i] = n
+    for i in common:
+        if not linked(i):
+            if os.path.lexists(paths(feat_dir, i)):
+                os.remove(paths(feat_dir, i))
+            try:
+                os.link(paths(cache_dir, i), paths(feat_dir, i))
+            except OSError:
+                shutil.copy2(paths(cache_dir, i), paths(feat_dir, i))
     return lengths
 
 

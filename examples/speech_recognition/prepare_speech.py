@@ -122,8 +122,9 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
                augmentation: augment.Augmentation = augment.Augmentation(),
                data_dir: Optional[str] = None) -> str:
     """Synthesise (into ``workdir/wav``), augment the ``train`` copies (into
-    ``data_dir/wav_aug``), extract features and write manifests (one per entry of ``sets``,
-    which must hold ``train``), vocabulary and config into ``data_dir`` (default
+    ``data_dir/wav_aug``), extract features (of unaugmented speech once, in
+    ``workdir/fbank80``, linked into every data directory) and write manifests (one per entry
+    of ``sets``, which must hold ``train``), vocabulary and config into ``data_dir`` (default
     ``workdir/data``); returns the data directory."""
     from durnn_plugin.tasks.s2t_manifest import checked_rows
 
@@ -140,8 +141,10 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
         else:
             rows = [(u.id, u, wav) for u, wav in zip(utts, wavs)]
         t2 = time.time()
-        lengths = features.write_features([w for _, _, w in rows], [r[0] for r in rows],
-                                          os.path.join(data_dir, "fbank80"))
+        synthesised = set(wavs)
+        lengths = features.write_features_shared(
+            [w for _, _, w in rows], [r[0] for r in rows], os.path.join(data_dir, "fbank80"),
+            os.path.join(workdir, "fbank80"), [w in synthesised for _, _, w in rows])
         tsv = os.path.join(data_dir, f"{name}.tsv")
         features.write_manifest(tsv, (
             {"id": utt_id, "audio": f"fbank80/{utt_id}.npy", "n_frames": n, "tgt_text": u.text,
