@@ -91,6 +91,8 @@ def test_held_out_voices_are_not_in_train(data):
     assert not {speaker(v) for v in held_out} & {speaker(v) for v in split["train"]}
     with pytest.raises(ValueError, match="both dev and test"):
         prepare_speech.voice_split(["flite-rms"], ["flite-rms"])
+    with pytest.raises(ValueError, match=r"held-out voices \['piper-joe'\] are not among"):
+        prepare_speech.voice_split(["flite-rms"], ["piper-joe"], ["flite-rms", "flite-awb"])
     with pytest.raises(ValueError, match=r"speakers in both dev and test: \['kal'\]"):
         prepare_speech.voice_split(["flite-kal16"], ["festival-kal"])
     # a held-out voice takes the other renderings of its speaker with it

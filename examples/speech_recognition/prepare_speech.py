@@ -64,6 +64,10 @@ def voice_split(dev: Sequence[str], test: Sequence[str],
     universe = list(voices or synthesize.all_voices())
     for v in list(dev) + list(test) + universe:
         synthesize.check_voice(v)
+    outside = [v for v in list(dev) + list(test) if v not in universe]
+    if outside:
+        raise ValueError(f"held-out voices {outside} are not among --voices; add them there "
+                         "or choose other --dev-voices / --test-voices")
     held = {}
     for split, names in (("dev", dev), ("test", test)):
         speakers = {synthesize.speaker(v) for v in names}
