@@ -13,6 +13,8 @@ RUNS = [
     ("gpu_speed.py", ["--device", "cpu", "--T", "8", "--B", "2", "--N", "8", "--paper-N", "0",
                       "--scan-T", "32", "--scan-cols", "4", "--repeat", "1", "--dtypes", "fp32"],
      "% of copy"),
+    ("generate_speed.py", ["--vocab", "50", "--lengths", "6", "--batches", "2", "--threads", "1",
+                           "--profile", "6"], "| transformer_lm | 2 | 6 |"),
 ]
 
 
