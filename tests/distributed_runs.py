@@ -93,8 +93,9 @@ def spawn(argv, cwd: Path, command: str = "train", env=None) -> subprocess.Popen
 
 
 def torchrun(argv, cwd: Path) -> subprocess.Popen:
-    """``torchrun --nproc_per_node 2`` of fairseq-train (env:// initialisation)."""
-    return start([BIN / "torchrun", "--nproc_per_node", "2", "--master_port", free_port(),
+    """``torchrun --standalone --nproc_per_node 2`` of fairseq-train (env:// initialisation;
+    ``--standalone`` lets torchrun take a free port itself, with no race for one)."""
+    return start([BIN / "torchrun", "--standalone", "--nproc_per_node", "2",
                   LAUNCHER, "train", *argv], cwd, devices=1)
 
 
