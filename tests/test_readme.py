@@ -5,7 +5,7 @@
   a ``#fragment`` to a heading of that file (GitHub's anchor rule).
 * The README's option tables name every option of the plugin's models, tasks and criteria (found
   through fairseq's registries, so a new option fails here until it is listed), and nothing else.
-* No Markdown file speaks of the work periods it was built in ("session").
+* No Markdown file speaks of the work periods it was built in (one word is checked, below).
 """
 import argparse
 import re

@@ -168,7 +168,7 @@ def piper_wav(name: str, text: str, out_path: str, rng: random.Random) -> None:
 
     config = SynthesisConfig(length_scale=rng.uniform(*STRETCH),
                              noise_scale=rng.uniform(*PIPER_NOISE))
-    with _PIPER_LOCK:  # one model, one session: calls from synthesis threads take turns
+    with _PIPER_LOCK:  # one model, one ONNX runtime: calls from synthesis threads take turns
         voice = _piper_voice(name)
         with wave.open(out_path, "wb") as f:
             voice.synthesize_wav(text, f, syn_config=config)
