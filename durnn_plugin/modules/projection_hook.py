@@ -83,8 +83,7 @@ def master_tensors(optimizer: torch.optim.Optimizer, model: nn.Module) -> Option
     return masters
 
 
-def projections(optimizer: torch.optim.Optimizer,
-                model: nn.Module) -> Dict[int, Tuple[Tensor, Callable[[Tensor], None]]]:
+def projections(optimizer: torch.optim.Optimizer, model: nn.Module) -> Dict[int, Projection]:
     """``id(parameter)`` -> (the tensor ``optimizer`` updates for it, its projection), for each
     constrained parameter of ``model`` that the optimizer updates directly or through a master."""
     constrained = constrained_parameters(model)
