@@ -1,6 +1,8 @@
 """s2t_durnn and durnn through fairseq's own train / generate, on tiny generated data."""
 import re
 
+import logging
+
 import pytest
 
 from durnn_plugin.modules import InvalidOptionError
@@ -57,3 +59,41 @@ def test_invalid_option_names_the_prefixed_flag(speech, tmp_path):
         train_cli([speech, "--task", "speech_to_text", "--arch", "s2t_durnn_s", *COMMON,
                    "--decoder-short-rho", "2", "--max-tokens", "2000", "--max-update", "1",
                    "--save-dir", tmp_path])
+
+
+CTC = ["--encoder-ctc", "--criterion", "label_smoothed_cross_entropy_with_ctc", "--ctc-weight",
+       "0.5"]
+
+
+def test_speech_with_ctc_output_trains_and_decodes(speech, tmp_path, caplog):
+    """--encoder-ctc with fairseq's CTC criterion: the CTC loss is logged and falls, and the
+    checkpoint decodes with the decoder alone."""
+    save = tmp_path / "ckpt"
+    with caplog.at_level(logging.INFO):
+        train_cli([speech, "--task", "durnn_speech_to_text", "--config-yaml", "config.yaml",
+                   "--train-subset", "train", "--valid-subset", "valid", "--arch", "s2t_durnn_s",
+                   *COMMON, *TRAIN, *SMALL, *CTC, "--encoder-num-layers", "2", "--conv-channels",
+                   "64", "--max-tokens", "2000", "--max-update", "30", "--save-dir", save,
+                   "--log-format", "json"])
+    ctc = [float(v) for v in re.findall(r'"update": [0-9.]+, "loss": "[0-9.]+", '
+                                        r'"nll_loss": "[0-9.]+", "ctc_loss": "([0-9.]+)"',
+                                        caplog.text)]
+    # the first and the last epoch (3 batches each), so the same batches are compared
+    assert len(ctc) == 30 and sum(ctc[-3:]) < 0.8 * sum(ctc[:3]), ctc
+    out = generate_cli([speech, "--path", save / "checkpoint_last.pt", "--task",
+                        "durnn_speech_to_text", "--config-yaml", "config.yaml", *COMMON,
+                        "--max-tokens", "5000", "--beam", "5"], tmp_path / "gen")
+    assert hypotheses(out) == 16
+
+
+@pytest.mark.parametrize("options, message", [
+    (CTC[1:], r"^invalid --ctc-weight=0.5: must be 0 for a model without a CTC output"),
+    (CTC[:1], r"^invalid --criterion=label_smoothed_cross_entropy: must be "
+              r"label_smoothed_cross_entropy_with_ctc"),
+])
+def test_ctc_criterion_and_ctc_output_go_together(speech, tmp_path, options, message):
+    with pytest.raises(InvalidOptionError, match=message):
+        train_cli([speech, "--task", "durnn_speech_to_text", "--config-yaml", "config.yaml",
+                   "--train-subset", "train", "--valid-subset", "valid", "--arch",
+                   "s2t_durnn_s", *COMMON, *TRAIN, *SMALL, *options, "--max-tokens", "2000",
+                   "--max-update", "1", "--save-dir", tmp_path])

@@ -18,12 +18,16 @@ def dict256(tmp_path_factory):
 
 def test_race_models_have_equal_parameter_counts(dict256):
     models = {name: race.build_model(dict256, arch, args)
-              for name, (arch, args) in race.RACE.items()}
-    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
-    assert list(counts) == ["durnn", "transformer", "berard"]
-    assert race.param_count(dict256, *race.RACE["durnn"]) == counts["durnn"]
+              for name, (arch, args, _) in race.RACE.items()}
+    counts = {name: sum(p.numel() for n, p in m.named_parameters() if "ctc_proj" not in n)
+              for name, m in models.items()}
+    assert list(counts) == ["durnn", "transformer", "berard", "durnn-ctc"]
+    assert race.param_count(dict256, *race.RACE["durnn"][:2]) == counts["durnn"]
+    # the CTC run differs only by its CTC output (256 x 512 + 256), used in training only
+    assert counts["durnn-ctc"] == counts["durnn"]
+    assert sum(p.numel() for p in models["durnn-ctc"].parameters()) == counts["durnn"] + 256 * 513
     lines = race.check_counts(counts).splitlines()
-    assert len(lines) == 3 and lines[0].startswith("durnn")
+    assert len(lines) == 4 and lines[0].startswith("durnn")
     assert all(abs(n / counts["durnn"] - 1) <= 0.05 for n in counts.values())
     # each model runs forward and backward on a padded batch of 2 utterances
     for name, model in models.items():
@@ -41,7 +45,9 @@ def test_plans():
     runs = race.plan_runs("race", "--speed-perturb 0.9,1.0,1.1")
     assert [(r.arch, r.data) for r in runs] == [("s2t_durnn_s", "race"),
                                                 ("s2t_transformer_xs", "race"),
-                                                ("s2t_berard", "race")]
+                                                ("s2t_berard", "race"),
+                                                ("s2t_durnn_s", "race")]
+    assert "label_smoothed_cross_entropy_with_ctc" in runs[3].train_args
     assert all(r.prepare_args == "--speed-perturb 0.9,1.0,1.1" for r in runs)
     ablation = race.plan_runs("ablation")
     assert {r.arch for r in ablation} == {"s2t_durnn_s"} and len({r.data for r in ablation}) == 10

@@ -28,7 +28,8 @@ CASES = {
     "durnn": [[], ["--encoder-selection", "none", "--decoder-selection", "input"],
               ["--encoder-long-input", "selected+input", "--decoder-long-input", "selected+input"],
               ["--share-decoder-input-output-embed"]],
-    "s2t_durnn": [[], ["--encoder-selection", "short", "--decoder-long-input", "selected+input"]],
+    "s2t_durnn": [[], ["--encoder-selection", "short", "--decoder-long-input", "selected+input"],
+                  ["--encoder-ctc", "--criterion", "label_smoothed_cross_entropy_with_ctc"]],
     "durnn_classifier": [[], ["--pooling", "last"], ["--selection", "none"],
                          ["--long-input", "selected+input"]],
 }

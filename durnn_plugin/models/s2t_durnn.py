@@ -8,13 +8,22 @@ stack -> attention decoder (see :mod:`.seq2seq_base`, :mod:`.durnn_encoder`,
 Named architectures: ``s2t_durnn`` and ``s2t_durnn_m`` (the defaults: encoder 4 x 320 per
 direction, decoder 2 x 512), ``s2t_durnn_s`` (small, trains on a CPU: encoder 3 x 256,
 decoder 1 x 256, 128-dim embeddings, 256 conv channels).
+
+``--encoder-ctc`` adds a linear CTC output on the encoder states, ``log_softmax(W h_t + b)``
+over the target dictionary (blank = index 0, ``<s>``), for fairseq's
+``--criterion label_smoothed_cross_entropy_with_ctc --ctc-weight W``: loss = label-smoothed
+cross-entropy of the decoder + W x CTC loss of the encoder (targets with their end-of-sentence
+symbol, as fairseq's own speech models do). Decoding uses the decoder only.
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 
+import torch.nn as nn
+from fairseq import utils
 from fairseq.models import register_model, register_model_architecture
 from fairseq.utils import safe_getattr
+from torch import Tensor
 
 from ..errors import check, check_positive_int
 from .durnn_encoder import SpeechFrontEnd
@@ -36,6 +45,9 @@ class S2TDuRNNConfig(DuRNNSeq2SeqConfig):
         "help": "input channels (set by the task from config.yaml)"})
     speaker_to_id: Any = field(default=None, metadata={
         "help": "speaker ids (set by the task from config.yaml; not used by this model)"})
+    encoder_ctc: bool = field(default=False, metadata={
+        "help": "add a linear CTC output on the encoder states, trained by --criterion "
+                "label_smoothed_cross_entropy_with_ctc --ctc-weight W (unused in decoding)"})
 
     def kernel_sizes(self) -> List[int]:
         return [int(k) for k in str(self.conv_kernel_sizes).split(",")]
@@ -62,6 +74,39 @@ class S2TDuRNNModel(DuRNNSeq2SeqModel):
         return {"encoder": (None if frames is None else -(-int(frames) // 2 ** halvings),
                             f"--max-source-positions {frames} after {halvings} halvings"),
                 "decoder": (tokens, "--max-target-positions")}
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        model = super().build_model(cfg, task)
+        if safe_getattr(cfg, "encoder_ctc", False):
+            model.ctc_proj = nn.Linear(model.encoder.output_size, len(task.target_dictionary))
+        return model
+
+    def has_ctc_output(self) -> bool:
+        return isinstance(getattr(self, "ctc_proj", None), nn.Linear)
+
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor, prev_output_tokens: Tensor,
+                **kwargs):
+        """As fairseq's encoder-decoder forward; the decoder's extra output also holds
+        ``encoder_out``, which :meth:`get_ctc_output` reads."""
+        encoder_out = self.encoder(src_tokens, src_lengths=src_lengths, **kwargs)
+        x, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, **kwargs)
+        extra["encoder_out"] = encoder_out
+        return x, extra
+
+    def get_ctc_output(self, net_output, sample) -> Tuple[Tensor, Tensor]:
+        """CTC log-probabilities ``(T, B, V)`` (fp32) of the encoder states and their lengths
+        ``(B,)``."""
+        encoder_out = net_output[1]["encoder_out"]
+        lprobs = utils.log_softmax(self.ctc_proj(encoder_out["encoder_out"][0]).float(), dim=-1)
+        mask = encoder_out["encoder_padding_mask"]
+        lengths = lprobs.new_full((lprobs.size(1),), lprobs.size(0)).long()
+        if mask:
+            lengths -= mask[0].sum(dim=1)
+        return lprobs, lengths
+
+    def get_ctc_target(self, sample) -> Tuple[Tensor, Tensor]:
+        return sample["target"], sample["target_lengths"]
 
     @classmethod
     def build_front_end(cls, cfg: S2TDuRNNConfig, task) -> SpeechFrontEnd:

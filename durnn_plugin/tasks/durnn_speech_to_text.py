@@ -12,6 +12,11 @@ stops with one line and exit status 2).
 options (``fairseq-train``) or from the checkpoint's (``fairseq-generate``); 1 when the model
 has no such option.
 
+A CTC criterion (``--ctc-weight`` > 0) needs a model with a CTC output (``s2t_durnn
+--encoder-ctc``, fairseq's ``s2t_transformer`` with ``--ctc-weight``), and a model with a CTC
+output needs a CTC criterion (otherwise that output would never be trained); either mismatch
+stops the command with one line before training.
+
 ``speech_to_text`` checkpoints store their configuration as an ``argparse.Namespace``; the
 plugin allow-lists exactly that class (:mod:`durnn_plugin.safe_checkpoints`), so
 ``fairseq-generate --user-dir durnn_plugin`` loads them, whatever the model.
@@ -22,7 +27,7 @@ from fairseq.data.audio.speech_to_text_dataset import SpeechToTextDatasetCreator
 from fairseq.tasks import register_task
 from fairseq.tasks.speech_to_text import SpeechToTextTask
 
-from ..errors import check_positive_int
+from ..errors import InvalidOptionError, check_positive_int
 from .s2t_manifest import checked_rows, subsampler_receptive_field
 
 
@@ -68,6 +73,28 @@ class DuRNNSpeechToTextTask(SpeechToTextTask):
         if getattr(args, "min_source_frames", None) is not None:
             check_positive_int("min_source_frames", args.min_source_frames)
         super().__init__(args, tgt_dict)
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        self.model_has_ctc = any(getattr(part, "ctc_proj", None) is not None
+                                 for part in (model, getattr(model, "encoder", None)))
+        return model
+
+    def build_criterion(self, cfg):
+        """fairseq's criterion, after checking that a CTC criterion and the model's CTC output
+        go together (when this task built the model)."""
+        has_ctc = getattr(self, "model_has_ctc", None)
+        ctc_weight = getattr(cfg, "ctc_weight", 0.0) or 0.0
+        if has_ctc is not None and (ctc_weight > 0) != has_ctc:
+            if has_ctc:
+                raise InvalidOptionError(
+                    "criterion", getattr(cfg, "_name", None),
+                    "label_smoothed_cross_entropy_with_ctc with --ctc-weight > 0 for a model "
+                    "with a CTC output (--encoder-ctc), which nothing else trains")
+            raise InvalidOptionError(
+                "ctc_weight", ctc_weight, "0 for a model without a CTC output; add "
+                "--encoder-ctc (s2t_durnn) to train one")
+        return super().build_criterion(cfg)
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         """As ``speech_to_text``, after checking every row of ``split``'s manifests."""

@@ -22,8 +22,8 @@ Every run is ``run_digits.sh`` with ``PREPARE=0`` on a data directory prepared o
 variant (``WORK/<plan>/data-<variant>``, the speech itself synthesised once in
 ``WORK/<plan>/wav``), so all runs share its training and decoding settings: ``--seed 1``, Adam
 2e-3 with 200 warm-up updates, ``--stop-time-hours`` = the budget (fairseq's clock, from the
-trainer's creation, validation and saving included), beam 5. Runs are sequential, never two at
-once. Outputs: ``WORK/<plan>/<run>/`` (``run_digits.sh``'s), ``WORK/<plan>/table.md`` (WER per
+trainer's creation, validation and saving included), beam 5. ``--jobs N`` runs N at a time
+(each with ``--threads`` threads; the table's header states both). Outputs: ``WORK/<plan>/<run>/`` (``run_digits.sh``'s), ``WORK/<plan>/table.md`` (WER per
 test set and held-out voice, parameters, updates, the machine, the date, every command) and
 ``WORK/<plan>/curves.png`` (dev loss and accuracy against seconds since the fairseq-train
 process started, from its log's time stamps). ``--skip-train`` rebuilds table and plot from
@@ -38,6 +38,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
@@ -53,19 +54,25 @@ class Run:
     model_args: str
     data: str  # data variant name
     prepare_args: str
+    train_args: str = ""  # more fairseq-train options (run_digits.sh's TRAIN_ARGS)
 
 
 # parameters within 5% of s2t_durnn_s with a 256-entry dictionary (tests check it); s2t_berard's
 # decoder starts from the mean encoder output, so --decoder-hidden-dim = 2 x --lstm-size
 RACE = {
-    "durnn": ("s2t_durnn_s", ""),
+    "durnn": ("s2t_durnn_s", "", ""),
     "transformer": ("s2t_transformer_xs",
                     "--encoder-embed-dim 128 --decoder-embed-dim 128 --encoder-layers 3 "
                     "--decoder-layers 2 --encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 "
-                    "--encoder-attention-heads 4 --decoder-attention-heads 4 --conv-channels 128"),
+                    "--encoder-attention-heads 4 --decoder-attention-heads 4 --conv-channels 128",
+                    ""),
     "berard": ("s2t_berard",
                "--input-layers [128,64] --num-blstm-layers 3 --lstm-size 84 "
-               "--decoder-num-layers 1 --decoder-hidden-dim 168 --attention-dim 168"),
+               "--decoder-num-layers 1 --decoder-hidden-dim 168 --attention-dim 168", ""),
+    # the trial of an auxiliary CTC loss on the encoder (its output layer is left out of the
+    # count: decoding does not use it)
+    "durnn-ctc": ("s2t_durnn_s", "--encoder-ctc",
+                  "--criterion label_smoothed_cross_entropy_with_ctc --ctc-weight 0.3"),
 }
 ABLATION_TEXTS = ("--train-texts digit=20,digits=150,number=150,time=40,date=40 "
                   "--eval-texts digit=11,digits=40,number=40,time=15,date=15")
@@ -92,7 +99,8 @@ RESULT_VOICE = re.compile(r"^\s+(\S+)\s+WER\s+([0-9.]+) \((\d+) words, (\d+) utt
 
 def plan_runs(plan: str, prepare_args: str = "") -> List[Run]:
     if plan == "race":
-        return [Run(name, arch, args, "race", prepare_args) for name, (arch, args) in RACE.items()]
+        return [Run(name, arch, args, "race", prepare_args, train_args)
+                for name, (arch, args, train_args) in RACE.items()]
     return [Run(name, "s2t_durnn_s", "", name, f"{ABLATION_TEXTS} {args} {prepare_args}".strip())
             for name, args in ABLATION.items()]
 
@@ -115,7 +123,9 @@ def build_model(data_dir: str, arch: str, model_args: str):
 
 
 def param_count(data_dir: str, arch: str, model_args: str) -> int:
-    return sum(p.numel() for p in build_model(data_dir, arch, model_args).parameters())
+    """Parameters used in decoding (a CTC output layer, used in training only, is left out)."""
+    return sum(p.numel() for name, p in build_model(data_dir, arch, model_args).named_parameters()
+               if "ctc_proj" not in name)
 
 
 def check_counts(counts: Dict[str, int]) -> str:
@@ -200,6 +210,31 @@ def plot(curves: Dict[str, list], path: str) -> None:
     fig.savefig(path, dpi=100)
 
 
+def run_all(runs: Sequence[Run], envs: Dict[str, dict], commands: Sequence[str], root: str,
+            jobs: int) -> None:
+    """``run_digits.sh`` for every run, ``jobs`` at a time; each run's output goes to
+    ``ROOT/<run>.out``. Raises CalledProcessError naming the first run that failed."""
+    pending, active = list(zip(runs, commands)), []
+    while pending or active:
+        while pending and len(active) < jobs:
+            run, cmd = pending.pop(0)
+            print(f"== {run.name}: {cmd}", flush=True)
+            out = open(os.path.join(root, f"{run.name}.out"), "w", encoding="utf-8")
+            active.append((run, subprocess.Popen(
+                ["bash", "examples/speech_recognition/run_digits.sh"], cwd=REPO,
+                env=envs[run.name], stdout=out, stderr=subprocess.STDOUT), out))
+        time.sleep(2)
+        for entry in [a for a in active if a[1].poll() is not None]:
+            run, proc, out = entry
+            active.remove(entry)
+            out.close()
+            print(f"== {run.name}: exit {proc.returncode}", flush=True)
+            if proc.returncode:
+                for _, other, _ in active:
+                    other.wait()
+                raise subprocess.CalledProcessError(proc.returncode, f"run {run.name}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("plan", choices=sorted(PLANS))
@@ -207,7 +242,9 @@ def main(argv=None):
                     help="training budget per run (default: race 20, ablation 10)")
     ap.add_argument("--work", default=os.path.join(HERE, "work"),
                     help="work directory; the plan's files go to WORK/PLAN (default: %(default)s)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs at a time (default 1; jobs x threads should not exceed the cores)")
     ap.add_argument("--only", default="", help="comma-separated run names (default: all)")
     ap.add_argument("--prepare-args", default="",
                     help="more prepare_speech.py options for every data variant")
@@ -247,26 +284,28 @@ def main(argv=None):
         sys.exit(f"race.py: error: {err}")
     if args.count_only:
         return
-    results, curves, extra = {}, {}, {}
+    envs = {}
     for run in runs:
         work = os.path.join(root, run.name)
-        env = dict(os.environ, ARCH=run.arch, MODEL_ARGS=run.model_args, WORK=work,
-                   DATA=data_dir(run), PREPARE="0", THREADS=str(args.threads),
-                   TRAIN_MINUTES=f"{minutes:g}",
-                   VENV=os.path.dirname(os.path.dirname(python)))
-        cmd = " ".join(f"{k}={shlex.quote(env[k])}" for k in
-                       ("ARCH", "MODEL_ARGS", "WORK", "DATA", "PREPARE", "THREADS",
-                        "TRAIN_MINUTES")) + " bash examples/speech_recognition/run_digits.sh"
-        commands.append(cmd)
-        if not args.skip_train:
-            print(f"\n== {run.name}: {cmd}", flush=True)
-            subprocess.run(["bash", "examples/speech_recognition/run_digits.sh"], cwd=REPO,
-                           env=env, check=True)
+        envs[run.name] = dict(os.environ, ARCH=run.arch, MODEL_ARGS=run.model_args, WORK=work,
+                              DATA=data_dir(run), PREPARE="0", THREADS=str(args.threads),
+                              TRAIN_MINUTES=f"{minutes:g}", TRAIN_ARGS=run.train_args,
+                              VENV=os.path.dirname(os.path.dirname(python)))
+        commands.append(" ".join(f"{k}={shlex.quote(envs[run.name][k])}" for k in
+                                 ("ARCH", "MODEL_ARGS", "TRAIN_ARGS", "WORK", "DATA", "PREPARE",
+                                  "THREADS", "TRAIN_MINUTES"))
+                        + " bash examples/speech_recognition/run_digits.sh")
+    if not args.skip_train:
+        run_all(runs, envs, commands[-len(runs):], root, args.jobs)
+    results, curves, extra = {}, {}, {}
+    for run in runs:
+        work = envs[run.name]["WORK"]
         results[run.name] = read_results(os.path.join(work, "results.txt"))
         curves[run.name] = learning_curve(os.path.join(work, "logs", "train.log"))
         updates = curves[run.name][-1][1] if curves[run.name] else "-"
         extra[run.name] = f"{counts[run.name]:,} | {updates}"
-    header = (f"{args.plan}, {minutes:g} min per run, {args.threads} threads, "
+    header = (f"{args.plan}, {minutes:g} min per run, {args.threads} threads per run, "
+              f"{args.jobs} run(s) at a time, "
               f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs), "
               f"{datetime.date.today().isoformat()}\n\n")
     text = header + table(runs, results, extra) + "\ncommands:\n\n" + "\n".join(

@@ -9,6 +9,8 @@
 # Environment:
 #   ARCH           fairseq architecture (default s2t_durnn_s; e.g. s2t_transformer_xs)
 #   MODEL_ARGS     extra model options, e.g. "--encoder-layers 4" (default none)
+#   TRAIN_ARGS     extra fairseq-train options, given last (so they win), e.g. another
+#                  --criterion (default none)
 #   TRAIN_MINUTES  training-time budget in minutes (default 30); 0: skip training and evaluate
 #                  the checkpoint_best.pt already in $WORK/checkpoints
 #   THREADS        CPU threads for torch (default 2)
@@ -25,6 +27,7 @@ cd "$(dirname "$0")/../.."
 
 ARCH=${ARCH:-s2t_durnn_s}
 MODEL_ARGS=${MODEL_ARGS:-}
+TRAIN_ARGS=${TRAIN_ARGS:-}
 TRAIN_MINUTES=${TRAIN_MINUTES:-30}
 THREADS=${THREADS:-2}
 WORK=${WORK:-examples/speech_recognition/work}
@@ -78,7 +81,7 @@ if [ "$TRAIN_MINUTES" != 0 ]; then
     --optimizer adam --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 200 --clip-norm 10 \
     --max-tokens 12000 --max-update 1000000 --stop-time-hours "$stop_hours" \
     --save-dir "$CKPT" --no-epoch-checkpoints --log-format simple --log-interval 25 --seed 1 \
-    > "$LOGS/train.log" 2>&1 &
+    $TRAIN_ARGS > "$LOGS/train.log" 2>&1 &
   train_pid=$!
   # progress: training and validation lines, warnings and errors (full log in $LOGS/train.log)
   tail -n +1 -f --pid=$train_pid "$LOGS/train.log" \
