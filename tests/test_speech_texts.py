@@ -69,6 +69,10 @@ def test_generators_cover_the_forms_people_say():
     assert any(" hundred and " in t for t in numbers) and any(t.startswith("twenty ") and
                                                               len(t.split()) == 2 for t in numbers)
     assert any(t.startswith("nineteen ") or t.startswith("twenty twenty") for t in numbers)
+    # number words alone, "hundred" and "thousand" too, in about 15% of the draws
+    alone = [t for t in drawn["number"] if t in texts.NUMBER_WORDS]
+    assert {"ten", "nineteen", "ninety", "hundred", "thousand"} <= set(alone)
+    assert len(alone) / len(drawn["number"]) == pytest.approx(0.15, abs=0.03)
     times = set(drawn["time"])
     for form in ("half past ", "quarter to ", " to ", " o'clock"):
         assert any(form in t for t in times), form

@@ -7,8 +7,10 @@ Kinds (:data:`KINDS`; each drawn by :func:`draw_text` from a ``random.Random``):
   the strings (``"four oh one five"``);
 - ``number``: a cardinal ``0..1,000,000`` in one of its usual readings
   (:func:`number_words.cardinal_variants`; the number of digits is uniform in 1..7, so small
-  numbers are as common as large ones), or in 20% of draws a year ``1900..2099``
-  (:func:`number_words.year`, ``"twenty twenty six"``);
+  numbers are as common as large ones), in 20% of draws a year ``1900..2099``
+  (:func:`number_words.year`, ``"twenty twenty six"``), and in 15% one number word alone
+  (:data:`NUMBER_WORDS`: ``"ten"`` .. ``"nineteen"``, ``"twenty"`` .. ``"ninety"``,
+  ``"hundred"``, ``"thousand"``), as people read or repeat them;
 - ``time``: ``"half past seven"``, ``"seven thirty"``, ``"ten to nine"``, ``"six o'clock"``,
   ``"noon"``, ... (:func:`time_text`);
 - ``date``: ``"the third of march"``, ``"march third twenty twenty six"``, ...
@@ -48,6 +50,8 @@ SHARE = {"train": 1 - 2 * HELD_OUT_PERCENT / 100, "dev": HELD_OUT_PERCENT / 100,
          "test": HELD_OUT_PERCENT / 100}
 ZERO_AS_OH = 0.3
 YEAR_SHARE = 0.2
+WORD_SHARE = 0.15
+NUMBER_WORDS = nw.ONES[10:] + nw.TENS[2:] + ("hundred", "thousand")
 
 
 def digit_text(rng: random.Random) -> str:
@@ -60,7 +64,10 @@ def digits_text(rng: random.Random, min_len: int = 1, max_len: int = 10) -> str:
 
 
 def number_text(rng: random.Random) -> str:
-    if rng.random() < YEAR_SHARE:
+    draw = rng.random()
+    if draw < WORD_SHARE:
+        return rng.choice(NUMBER_WORDS)
+    if draw < WORD_SHARE + YEAR_SHARE:
         return nw.year(rng.randint(1900, 2099), and_=rng.random() < 0.5)
     n_digits = rng.randint(1, 7)
     n = nw.MAX_CARDINAL if n_digits == 7 else rng.randint(10 ** (n_digits - 1) - (n_digits == 1),
