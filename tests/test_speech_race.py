@@ -1,5 +1,8 @@
 """The speech race's pieces: equal parameter counts, the runs of each plan, and the parsing of
 fairseq-train logs and run_digits.sh results."""
+import os
+import subprocess
+
 import pytest
 import torch
 
@@ -99,3 +102,28 @@ def test_learning_curve_results_and_table(tmp_path):
     race.plot({"durnn": race.learning_curve(str(tmp_path / "train.log"))},
               str(tmp_path / "c.png"))
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_runs_go_jobs_at_a_time_and_a_failure_is_reported(tmp_path):
+    """run_all keeps at most ``jobs`` runs going and names the run that failed."""
+    script = tmp_path / "fake_run.sh"
+    script.write_text('echo "$WORK start $(date +%s.%N)" >> "$LOG"; sleep 1; '
+                      'echo "$WORK end $(date +%s.%N)" >> "$LOG"; [ "$WORK" != bad ]\n')
+    log = tmp_path / "log"
+
+    def go(names, jobs):
+        runs = [race.Run(n, "a", "", n, "") for n in names]
+        envs = {n: dict(os.environ, WORK=n, LOG=str(log)) for n in names}
+        race.run_all(runs, envs, names, str(tmp_path), jobs, script=str(script))
+
+    go(["a", "b", "c"], 2)
+    events = sorted((float(t), kind) for _, kind, t in (line.split() for line in
+                                                         log.read_text().splitlines()))
+    running, most = 0, 0
+    for _, kind in events:
+        running += 1 if kind == "start" else -1
+        most = max(most, running)
+    assert most == 2 and len(events) == 6
+    assert (tmp_path / "c.out").exists()
+    with pytest.raises(subprocess.CalledProcessError, match="run bad"):
+        go(["bad", "d"], 2)

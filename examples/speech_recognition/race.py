@@ -22,9 +22,10 @@ Every run is ``run_digits.sh`` with ``PREPARE=0`` on a data directory prepared o
 variant (``WORK/<plan>/data-<variant>``, the speech itself synthesised once in
 ``WORK/<plan>/wav``), so all runs share its training and decoding settings: ``--seed 1``, Adam
 2e-3 with 200 warm-up updates, ``--stop-time-hours`` = the budget (fairseq's clock, from the
-trainer's creation, validation and saving included), beam 5. ``--jobs N`` runs N at a time
-(each with ``--threads`` threads; the table's header states both). Outputs: ``WORK/<plan>/<run>/`` (``run_digits.sh``'s), ``WORK/<plan>/table.md`` (WER per
-test set and held-out voice, parameters, updates, the machine, the date, every command) and
+trainer's creation, validation and saving included), beam 5. ``--jobs N`` runs N at a time,
+each with ``--threads`` threads (the table's header states both). Outputs:
+``WORK/<plan>/<run>/`` (``run_digits.sh``'s), ``WORK/<plan>/table.md`` (WER per test set and
+held-out voice, parameters, updates, the machine, the date, every command) and
 ``WORK/<plan>/curves.png`` (dev loss and accuracy against seconds since the fairseq-train
 process started, from its log's time stamps). ``--skip-train`` rebuilds table and plot from
 the runs' ``results.txt`` and logs.
@@ -45,6 +46,7 @@ from typing import Dict, List, Sequence, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 PARAM_TOLERANCE = 0.05
+RUN_SCRIPT = "examples/speech_recognition/run_digits.sh"
 
 
 @dataclass(frozen=True)
@@ -211,9 +213,10 @@ def plot(curves: Dict[str, list], path: str) -> None:
 
 
 def run_all(runs: Sequence[Run], envs: Dict[str, dict], commands: Sequence[str], root: str,
-            jobs: int) -> None:
-    """``run_digits.sh`` for every run, ``jobs`` at a time; each run's output goes to
-    ``ROOT/<run>.out``. Raises CalledProcessError naming the first run that failed."""
+            jobs: int, script: str = RUN_SCRIPT) -> None:
+    """``script`` (``run_digits.sh``) for every run, ``jobs`` at a time, each with its
+    environment from ``envs``; each run's output goes to ``ROOT/<run>.out``. Raises
+    CalledProcessError naming the first run that failed, after the others have ended."""
     pending, active = list(zip(runs, commands)), []
     while pending or active:
         while pending and len(active) < jobs:
@@ -221,7 +224,7 @@ def run_all(runs: Sequence[Run], envs: Dict[str, dict], commands: Sequence[str],
             print(f"== {run.name}: {cmd}", flush=True)
             out = open(os.path.join(root, f"{run.name}.out"), "w", encoding="utf-8")
             active.append((run, subprocess.Popen(
-                ["bash", "examples/speech_recognition/run_digits.sh"], cwd=REPO,
+                ["bash", script], cwd=REPO,
                 env=envs[run.name], stdout=out, stderr=subprocess.STDOUT), out))
         time.sleep(2)
         for entry in [a for a in active if a[1].poll() is not None]:
@@ -294,7 +297,7 @@ def main(argv=None):
         commands.append(" ".join(f"{k}={shlex.quote(envs[run.name][k])}" for k in
                                  ("ARCH", "MODEL_ARGS", "TRAIN_ARGS", "WORK", "DATA", "PREPARE",
                                   "THREADS", "TRAIN_MINUTES"))
-                        + " bash examples/speech_recognition/run_digits.sh")
+                        + f" bash {RUN_SCRIPT}")
     if not args.skip_train:
         run_all(runs, envs, commands[-len(runs):], root, args.jobs)
     results, curves, extra = {}, {}, {}
