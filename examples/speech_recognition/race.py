@@ -5,15 +5,17 @@ ablation; a WER table per held-out voice and learning curves.
 Run from the repository root, with the project's venv::
 
     .venv/bin/python -m examples.speech_recognition.race race --count-only   # parameters only
-    .venv/bin/python -m examples.speech_recognition.race race                # 3 x 20 min
-    .venv/bin/python -m examples.speech_recognition.race ablation            # 10 x 10 min
+    .venv/bin/python -m examples.speech_recognition.race race --jobs 2 --threads 1      # 4 x 20 min
+    .venv/bin/python -m examples.speech_recognition.race ablation --jobs 2 --threads 1  # 10 x 10 min
 
 Plans (:data:`PLANS`):
 
 - ``race``: ``s2t_durnn_s`` vs fairseq's ``s2t_transformer_xs`` and ``s2t_berard``, resized so
   that their parameter counts are within 5% of ``s2t_durnn_s``'s (:data:`RACE`; checked on the
   data's dictionary before any training, the run is refused otherwise), on the same data
-  (``prepare_speech.py`` defaults plus ``--prepare-args``), 20 minutes each.
+  (``prepare_speech.py`` defaults plus ``--prepare-args``), 20 minutes each; a fourth run,
+  ``durnn-ctc``, is ``s2t_durnn_s`` with an auxiliary CTC loss on its encoder
+  (``--encoder-ctc``, fairseq's ``label_smoothed_cross_entropy_with_ctc``, weight 0.3).
 - ``ablation``: ``s2t_durnn_s`` on the digits and numbers texts (:data:`ABLATION_TEXTS`), one
   data directory per augmentation option (:data:`ABLATION`, one option at a time, then all
   together), 10 minutes each.
