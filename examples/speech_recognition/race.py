@@ -5,8 +5,8 @@ ablation; a WER table per held-out voice and learning curves.
 Run from the repository root, with the project's venv::
 
     .venv/bin/python -m examples.speech_recognition.race race --count-only   # parameters only
-    .venv/bin/python -m examples.speech_recognition.race race --jobs 2 --threads 1      # 4 x 20 min
-    .venv/bin/python -m examples.speech_recognition.race ablation --jobs 2 --threads 1  # 10 x 10 min
+    .venv/bin/python -m examples.speech_recognition.race race --jobs 2 --threads 1     # 4 x 20 min
+    .venv/bin/python -m examples.speech_recognition.race ablation --jobs 2 --threads 1 # 10 x 10
 
 Plans (:data:`PLANS`):
 
