@@ -69,7 +69,8 @@ def test_speech_with_ctc_output_trains_and_decodes(speech, tmp_path, caplog):
     """--encoder-ctc with fairseq's CTC criterion: the CTC loss is logged and falls, and the
     checkpoint decodes with the decoder alone."""
     save = tmp_path / "ckpt"
-    with caplog.at_level(logging.INFO):
+    # fairseq's progress lines come from its "fairseq.logging.progress_bar" logger
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="fairseq"):
         train_cli([speech, "--task", "durnn_speech_to_text", "--config-yaml", "config.yaml",
                    "--train-subset", "train", "--valid-subset", "valid", "--arch", "s2t_durnn_s",
                    *COMMON, *TRAIN, *SMALL, *CTC, "--encoder-num-layers", "2", "--conv-channels",
