@@ -18,7 +18,6 @@ symbol, as fairseq's own speech models do). Decoding uses the decoder only.
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-
 import torch.nn as nn
 from fairseq import utils
 from fairseq.models import register_model, register_model_architecture
@@ -81,9 +80,6 @@ class S2TDuRNNModel(DuRNNSeq2SeqModel):
         if safe_getattr(cfg, "encoder_ctc", False):
             model.ctc_proj = nn.Linear(model.encoder.output_size, len(task.target_dictionary))
         return model
-
-    def has_ctc_output(self) -> bool:
-        return isinstance(getattr(self, "ctc_proj", None), nn.Linear)
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor, prev_output_tokens: Tensor,
                 **kwargs):
