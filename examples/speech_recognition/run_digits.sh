@@ -77,6 +77,7 @@ if [ "$TRAIN_MINUTES" != 0 ]; then
   stage "train: fairseq-train --arch $ARCH, ${TRAIN_MINUTES} min budget -> $CKPT"
   stop_hours=$($BIN/python -c "print($TRAIN_MINUTES / 60)")
   rm -rf "$CKPT"  # a fresh run: a leftover checkpoint_last.pt would be resumed
+  : > "$LOGS/train.log"  # exists before the progress filter below starts reading it
   t0=$(now)
   # shellcheck disable=SC2086
   $BIN/fairseq-train "$DATA" "${TASK[@]}" --train-subset train --valid-subset dev \
