@@ -69,9 +69,9 @@ def test_generators_cover_the_forms_people_say():
     assert any(" hundred and " in t for t in numbers) and any(t.startswith("twenty ") and
                                                               len(t.split()) == 2 for t in numbers)
     assert any(t.startswith("nineteen ") or t.startswith("twenty twenty") for t in numbers)
-    # number words alone, "hundred" and "thousand" too, in about 15% of the draws
+    # number words alone, "hundred", "thousand" and "million" too, in about 15% of the draws
     alone = [t for t in drawn["number"] if t in texts.NUMBER_WORDS]
-    assert {"ten", "nineteen", "ninety", "hundred", "thousand"} <= set(alone)
+    assert {"ten", "nineteen", "ninety", "hundred", "thousand", "million"} <= set(alone)
     assert len(alone) / len(drawn["number"]) == pytest.approx(0.15, abs=0.03)
     times = set(drawn["time"])
     for form in ("half past ", "quarter to ", " to ", " o'clock"):
@@ -83,6 +83,28 @@ def test_generators_cover_the_forms_people_say():
     for kind, items in drawn.items():
         for t in items:
             assert t == " ".join(t.split()) and t == t.lower() and "-" not in t, (kind, t)
+
+
+def test_minimal_pairs_side_by_side_in_longer_numbers():
+    """About 10% of number texts put a teen next to the ty of the same digit, both orders, all
+    seven pairs (thirteen/thirty .. nineteen/ninety), read in pairs as years are."""
+    assert nw.in_pairs(1330) == "thirteen thirty" and nw.in_pairs(4014) == "forty fourteen"
+    assert nw.in_pairs(1662) == "sixteen sixty two" and nw.in_pairs(9019) == "ninety nineteen"
+    assert nw.in_pairs(3005) == "three thousand and five" and nw.in_pairs(7100) == \
+        "seventy one hundred"
+    with pytest.raises(ValueError, match="1000..9999"):
+        nw.in_pairs(999)
+    numbers = [texts.number_text(random.Random(i)) for i in range(4000)]
+    pairs = collections.Counter()
+    for t in numbers:
+        words = t.split()
+        for a, b in zip(words, words[1:]):
+            for d in range(3, 10):
+                if {a, b} == {nw.ONES[10 + d], nw.TENS[d]}:
+                    pairs[(d, a == nw.TENS[d])] += 1
+    assert set(pairs) == {(d, ty_first) for d in range(3, 10) for ty_first in (False, True)}
+    with_pair = sum(pairs.values()) / len(numbers)
+    assert with_pair == pytest.approx(texts.PAIR_SHARE, abs=0.03)  # years add a few (1990s)
 
 
 def test_held_out_texts_are_disjoint_from_train():

@@ -9,6 +9,8 @@ Every function returns lowercase words separated by single spaces, without hyphe
   ``"twelve hundred"`` for 1,200 where the hundreds reading is common).
 - :func:`year` ``1000..2999``: ``"nineteen eighty four"``, ``"nineteen oh five"``,
   ``"nineteen hundred"``, ``"two thousand and five"``, ``"twenty twenty six"``.
+- :func:`in_pairs` ``1000..9999``: a four-digit number read as two two-digit numbers, as years
+  are (``"thirteen thirty"``, ``"forty fourteen"``).
 - :func:`digit_words`: a digit string read digit by digit, zero as ``"zero"`` or ``"oh"``.
 - :func:`ordinal` ``1..99``: ``"first"``, ``"twenty third"``.
 """
@@ -74,19 +76,28 @@ def cardinal_variants(n: int) -> List[str]:
 
 
 def year(y: int, and_: bool = True) -> str:
-    """A year ``1000..2999`` as it is read: in pairs (``"nineteen eighty four"``,
-    ``"twenty twenty six"``), with ``"oh"`` for a zero tens digit (``"nineteen oh five"``),
-    ``"X hundred"`` for whole centuries, and ``"two thousand (and) five"`` for 2000-2009
-    (and 1000-1009)."""
+    """A year ``1000..2999`` as it is read (:func:`in_pairs`): ``"nineteen eighty four"``,
+    ``"twenty twenty six"``, ``"nineteen oh five"``, ``"nineteen hundred"``, ``"two thousand
+    (and) five"``."""
     if not isinstance(y, int) or not 1000 <= y <= 2999:
         raise ValueError(f"year: {y!r} is not an integer in 1000..2999")
-    century, rest = divmod(y, 100)
-    if century % 10 == 0 and rest < 10:
-        return cardinal(y, and_)
+    return in_pairs(y, and_)
+
+
+def in_pairs(n: int, and_: bool = True) -> str:
+    """``1000 <= n <= 9999`` read in pairs, as years are: the first two digits and the last two
+    as numbers (``"thirteen thirty"``, ``"forty fourteen"``), ``"oh"`` for a zero tens digit
+    (``"nineteen oh five"``), ``"X hundred"`` for whole hundreds (``"nineteen hundred"``), and
+    the cardinal when the second and third digits are zero (``"two thousand (and) five"``)."""
+    if not isinstance(n, int) or not 1000 <= n <= 9999:
+        raise ValueError(f"in_pairs: {n!r} is not an integer in 1000..9999")
+    head, rest = divmod(n, 100)
+    if head % 10 == 0 and rest < 10:
+        return cardinal(n, and_)
     if rest == 0:
-        return f"{_below_100(century)} hundred"
+        return f"{_below_100(head)} hundred"
     tail = f"oh {ONES[rest]}" if rest < 10 else _below_100(rest)
-    return f"{_below_100(century)} {tail}"
+    return f"{_below_100(head)} {tail}"
 
 
 def digit_words(digits: str, oh: bool = False) -> str:

@@ -8,9 +8,11 @@ Kinds (:data:`KINDS`; each drawn by :func:`draw_text` from a ``random.Random``):
 - ``number``: a cardinal ``0..1,000,000`` in one of its usual readings
   (:func:`number_words.cardinal_variants`; the number of digits is uniform in 1..7, so small
   numbers are as common as large ones), in 20% of draws a year ``1900..2099``
-  (:func:`number_words.year`, ``"twenty twenty six"``), and in 15% one number word alone
+  (:func:`number_words.year`, ``"twenty twenty six"``), in 15% one number word alone
   (:data:`NUMBER_WORDS`: ``"ten"`` .. ``"nineteen"``, ``"twenty"`` .. ``"ninety"``,
-  ``"hundred"``, ``"thousand"``), as people read or repeat them;
+  ``"hundred"``, ``"thousand"``, ``"million"``), as people read or repeat them, and in 10% a
+  teen and its ty next to each other (:func:`minimal_pair_text`: ``"thirteen thirty five"``,
+  ``"ninety nineteen"``), so that the two are heard side by side;
 - ``time``: ``"half past seven"``, ``"seven thirty"``, ``"ten to nine"``, ``"six o'clock"``,
   ``"noon"``, ... (:func:`time_text`);
 - ``date``: ``"the third of march"``, ``"march third twenty twenty six"``, ...
@@ -51,7 +53,8 @@ SHARE = {"train": 1 - 2 * HELD_OUT_PERCENT / 100, "dev": HELD_OUT_PERCENT / 100,
 ZERO_AS_OH = 0.3
 YEAR_SHARE = 0.2
 WORD_SHARE = 0.15
-NUMBER_WORDS = nw.ONES[10:] + nw.TENS[2:] + ("hundred", "thousand")
+PAIR_SHARE = 0.1
+NUMBER_WORDS = nw.ONES[10:] + nw.TENS[2:] + ("hundred", "thousand", "million")
 
 
 def digit_text(rng: random.Random) -> str:
@@ -63,11 +66,23 @@ def digits_text(rng: random.Random, min_len: int = 1, max_len: int = 10) -> str:
     return nw.digit_words(digits, oh=rng.random() < ZERO_AS_OH)
 
 
+def minimal_pair_text(rng: random.Random) -> str:
+    """A four-digit number read in pairs (:func:`number_words.in_pairs`) whose two halves are a
+    teen and the ty of the same digit, 13..19 with 30..90: ``"thirteen thirty"``, ``"sixteen
+    sixty two"`` (1662) or ``"forty fourteen"`` (4014)."""
+    d = rng.randint(3, 9)
+    if rng.random() < 0.5:
+        return nw.in_pairs((10 + d) * 100 + 10 * d + rng.randint(0, 9))
+    return nw.in_pairs(1000 * d + 10 + d)
+
+
 def number_text(rng: random.Random) -> str:
     draw = rng.random()
     if draw < WORD_SHARE:
         return rng.choice(NUMBER_WORDS)
-    if draw < WORD_SHARE + YEAR_SHARE:
+    if draw < WORD_SHARE + PAIR_SHARE:
+        return minimal_pair_text(rng)
+    if draw < WORD_SHARE + PAIR_SHARE + YEAR_SHARE:
         return nw.year(rng.randint(1900, 2099), and_=rng.random() < 0.5)
     n_digits = rng.randint(1, 7)
     n = nw.MAX_CARDINAL if n_digits == 7 else rng.randint(10 ** (n_digits - 1) - (n_digits == 1),
