@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from fairseq.models import register_model, register_model_architecture
 
-from .durnn_encoder import TokenFrontEnd
+from .recurrent_encoder import TokenFrontEnd
 from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel, small_architecture
 
 

@@ -1,7 +1,7 @@
 """``s2t_durnn``: speech recognition / translation with fairseq's ``speech_to_text`` task.
 
 features ``(B, T_in, 80)`` -> convolutional subsampler (stride 2 per layer) -> bidirectional
-stack -> attention decoder (see :mod:`.seq2seq_base`, :mod:`.durnn_encoder`,
+stack -> attention decoder (see :mod:`.seq2seq_base`, :mod:`.recurrent_encoder`,
 :mod:`.recurrent_decoder`). The input size comes from the data's ``config.yaml``
 (``input_feat_per_channel`` x ``input_channels``), which the task copies into the model config.
 
@@ -25,7 +25,7 @@ from fairseq.utils import safe_getattr
 from torch import Tensor
 
 from ..errors import check, check_positive_int
-from .durnn_encoder import SpeechFrontEnd
+from .recurrent_encoder import SpeechFrontEnd
 from .time_steps import task_option
 from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel, small_architecture
 

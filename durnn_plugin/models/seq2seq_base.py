@@ -18,7 +18,7 @@ from fairseq.utils import safe_getattr
 
 from ..modules import StackOptions
 from ..errors import InvalidOptionError, check_positive_int, check_range
-from .durnn_encoder import DuRNNEncoder
+from .recurrent_encoder import DuRNNEncoder
 from .model_config import config_of
 from .recurrent_decoder import RecurrentDecoder
 from .stack_updates import RecurrentStackModel
