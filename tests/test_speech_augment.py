@@ -163,3 +163,97 @@ def test_data_directories_share_unaugmented_features(tmp_path):
     assert os.path.samefile(shared, tmp_path / "noisy" / "fbank80" / f"{first}.npy")
     np.testing.assert_array_equal(np.load(shared), before)
     assert plain != noisy
+
+
+def test_pad_silence_lengthens_with_near_zero_energy_at_the_ends(speech, tmp_path):
+    clean = augment.read(speech[0])
+    n, lead, trail = len(clean), round(0.4 * RATE), round(0.6 * RATE)
+    x = run(Plan(lead=0.4, trail=0.6), speech[0], tmp_path)
+    assert len(x) == n + lead + trail
+    assert np.abs(x[:lead]).max() == 0 and np.abs(x[-trail:]).max() == 0  # digital silence
+    np.testing.assert_allclose(x[lead:lead + n] / np.abs(x).max(), clean / np.abs(clean).max(),
+                               atol=1e-4)
+    # room tone: not silent, 40 dB below the speech
+    toned = run(Plan(lead=0.4, trail=0.6, room_tone="pink", room_snr_db=40.0), speech[0],
+                tmp_path)
+    speech_power = np.mean(toned[lead:lead + n] ** 2)
+    for end in (toned[:lead], toned[-trail:]):
+        assert 10 * np.log10(speech_power / np.mean(end ** 2)) == pytest.approx(40, abs=1.5)
+    # noise SNR refers to the speech, not to the padded copy
+    noisy = run(Plan(lead=1.0, trail=1.0, noise="white", snr_db=10.0), speech[0], tmp_path)
+    part = noisy[RATE:RATE + n]
+    scale = np.dot(part, clean) / np.dot(clean, clean)
+    snr = 10 * np.log10(np.mean(clean ** 2) / np.mean((part / scale - clean) ** 2))
+    assert snr == pytest.approx(10.0, abs=0.3)
+
+
+def test_pad_silence_and_vtln_draws_per_copy():
+    base = Augmentation(speeds=(0.9, 1.0, 1.1), tempo_jitter=0.1)
+    padded = Augmentation(speeds=(0.9, 1.0, 1.1), tempo_jitter=0.1, pad_silence=0.5)
+    plans = [augment.copies(f"u{i}", padded, 1) for i in range(40)]
+    flat = [p for copies in plans for _, p in copies]
+    assert all(0 <= p.lead <= 0.5 and 0 <= p.trail <= 0.5 for p in flat)
+    assert len({p.lead for p in flat}) > 100 and not any(p.is_identity() for p in flat)
+    toned = [p.room_tone for p in flat if p.room_tone]
+    assert 0.3 < len(toned) / len(flat) < 0.7 and set(toned) == set(augment.ROOM_TONES)
+    assert all(augment.ROOM_TONE_SNR_DB[0] <= p.room_snr_db <= augment.ROOM_TONE_SNR_DB[1]
+               for p in flat if p.room_tone)
+    # the other options' draws are those without padding; without it, no silence is added
+    assert [p.tempo for _, p in augment.copies("u0", base, 1)] == [p.tempo for _, p in plans[0]]
+    assert all(p.lead == p.trail == 0 and p.room_tone is None
+               for _, p in augment.copies("u0", base, 1))
+    warps = [augment.vtln_warp(Augmentation(vtln=0.1), f"u{i}", 1) for i in range(200)]
+    assert 0.9 <= min(warps) < 0.92 and 1.08 < max(warps) <= 1.1 and len(set(warps)) > 100
+    assert augment.vtln_warp(Augmentation(), "u0", 1) == 1.0
+    assert augment.vtln_warp(Augmentation(vtln=0.1), "u0", 1) == warps[0]  # its own stream
+    for bad, match in [(Augmentation(pad_silence=-1), "--pad-silence -1: must be 0..5"),
+                       (Augmentation(vtln=0.5), "--vtln 0.5: must be 0..0.2")]:
+        with pytest.raises(ValueError, match=match):
+            bad.check()
+
+
+def test_vtln_warps_the_features_and_keys_the_cache(speech, tmp_path):
+    """A warped copy has other features than the unwarped utterance, under another name in the
+    shared feature cache; the unwarped features stay as they were."""
+    import os
+
+    from examples.speech_recognition import features
+
+    wav = features.read_wav(speech[0])
+    plain = features.fbank(wav)
+    for warp in (0.9, 1.1):
+        warped = features.fbank(wav, warp)
+        assert warped.shape == plain.shape and np.abs(warped - plain).mean() > 0.1
+    np.testing.assert_array_equal(features.fbank(wav, 1.0), plain)
+    assert features.feature_file("a") == "a.npy" != features.feature_file("a", 0.953) == \
+        "a-vtln0.953.npy"
+    utts = {"train": prepare_speech.utterances(["flite-awb"], {"digits": 2}, [], seed=0,
+                                               split="train")}
+    work = str(tmp_path)
+    prepare_speech.write_data(utts, work, 20, False, data_dir=str(tmp_path / "plain"))
+    vtln = Augmentation(vtln=0.1)
+    prepare_speech.write_data(utts, work, 20, False, data_dir=str(tmp_path / "vtln"),
+                              augmentation=vtln)
+    rows = prepare_speech.features.read_manifest(str(tmp_path / "vtln" / "train.tsv"))
+    for row, utt in zip(rows, utts["train"]):
+        warp = augment.vtln_warp(vtln, utt.id, 1)
+        assert warp != 1 and row["audio"] == f"fbank80/{utt.id}-vtln{warp:.3f}.npy"
+        cached = tmp_path / "fbank80" / f"{utt.id}-vtln{warp:.3f}.npy"
+        assert os.path.samefile(cached, tmp_path / "vtln" / row["audio"])
+        np.testing.assert_allclose(np.load(cached), features.fbank(features.read_wav(
+            str(tmp_path / "wav" / f"{utt.id}.wav")), warp))
+        assert not np.allclose(np.load(cached), np.load(tmp_path / "fbank80" / f"{utt.id}.npy"))
+    plain_rows = prepare_speech.features.read_manifest(str(tmp_path / "plain" / "train.tsv"))
+    assert [r["audio"] for r in plain_rows] == [f"fbank80/{u.id}.npy" for u in utts["train"]]
+
+
+def test_noise_only_audio(tmp_path):
+    silent, noise = str(tmp_path / "s.wav"), str(tmp_path / "n.wav")
+    augment.write_noise_only(silent, "silence", 0.5, random.Random(0))
+    augment.write_noise_only(noise, "pink", 1.25, random.Random(0))
+    assert not augment.read(silent).any() and len(augment.read(silent)) == 8000
+    x = augment.read(noise)
+    assert len(x) == 20000 and 20 * np.log10(np.abs(x).max()) == pytest.approx(-1, abs=0.05)
+    assert (np.abs(x) > 0.01).mean() > 0.5  # noise throughout, not a click
+    with pytest.raises(ValueError, match="noise-only kind 'babble'; allowed: silence, white"):
+        augment.write_noise_only(noise, "babble", 1, random.Random(0))

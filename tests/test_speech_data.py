@@ -85,8 +85,12 @@ def test_held_out_voices_are_not_in_train(data):
     assert held_out and not held_out & set(split["train"])
     assert sorted(split["train"] + split["dev"] + split["test"]) == \
         sorted(prepare_speech.synthesize.all_voices())
+    # the synthetic test set is defined by its named voices; every engine trains, Piper too
+    assert split["test"] == list(prepare_speech.TEST_VOICES) == ["flite-rms",
+                                                                 "espeak-en-gb-x-rp+f4"]
+    assert "piper-joe" in split["train"]
     engine = lambda voices: {v.split("-", 1)[0] for v in voices}  # noqa: E731
-    assert engine(split["test"]) - engine(split["train"]) == {"piper"}  # an engine never trained
+    assert engine(split["train"]) == engine(prepare_speech.synthesize.all_voices())
     speaker = prepare_speech.synthesize.speaker
     assert not {speaker(v) for v in held_out} & {speaker(v) for v in split["train"]}
     with pytest.raises(ValueError, match="both dev and test"):
@@ -187,7 +191,9 @@ def test_bad_rows_one_line_each(data, tmp_path, caplog):
                                        "'fbank80/missing.npy' not found")
     assert "must be an existing .npy feature file" in lines["no-file"]
     assert lines["no-text"] == (f"{tsv} line {first + 1} (id 'no-text'): empty tgt_text; a "
-                                "non-blank transcript is required (row skipped)")
+                                "non-blank transcript is required (config.yaml's "
+                                "allow_empty_tgt_text lists the splits that may hold audio "
+                                "without words) (row skipped)")
     assert lines["too-short"] == (
         f"{tsv} line {first + 2} (id 'too-short'): 5 feature frames, fewer than 13 (the "
         "subsampler's receptive field, --min-source-frames); must be at least 13 (row skipped)")
@@ -207,6 +213,87 @@ def test_bad_rows_one_line_each(data, tmp_path, caplog):
         checked_rows(tsv, skip_only[n_good:], str(bad), min_frames=13)
     with pytest.raises(InvalidDataError, match="no column n_frames"):
         checked_rows(tsv, [{"id": "a", "audio": "x.npy", "tgt_text": "a"}], str(bad))
+
+
+def test_noise_only_rows_have_empty_targets(tmp_path):
+    """--noise-only utterances: silence or noise, an empty transcript, allowed in train by
+    config.yaml, loaded by the task with the target </s> alone; elsewhere an empty transcript
+    is skipped, and blanks or a missing transcript are refused where empty ones are allowed."""
+    from fairseq import options, tasks
+
+    sets = {"train": prepare_speech.utterances(["flite-awb"], {"digits": 2}, [], seed=0,
+                                               split="train")
+            + prepare_speech.noise_only_utterances(4),
+            "dev": prepare_speech.utterances(["flite-slt"], {"digits": 1}, [], seed=0,
+                                             split="dev")}
+    data = prepare_speech.write_data(sets, str(tmp_path), 20, False)
+    tsv = f"{data}/train.tsv"
+    rows = features.read_manifest(tsv)
+    empty = [r for r in rows if r["tgt_text"] == ""]
+    assert [r["speaker"] for r in empty] == ["noise-silence", "noise-white", "noise-pink",
+                                             "noise-brown"]
+    assert all(28 <= int(r["n_frames"]) <= 300 for r in empty)  # 0.3-3 s
+    assert not sf.read(tmp_path / "wav" / f"{empty[0]['id']}.wav")[0].any()  # silence
+    assert np.abs(sf.read(tmp_path / "wav" / f"{empty[1]['id']}.wav")[0]).max() > 0.8  # noise
+    assert yaml.safe_load(open(f"{data}/config.yaml"))["allow_empty_tgt_text"] == ["train"]
+
+    parser = options.get_training_parser(default_task="durnn_speech_to_text")
+    args = options.parse_args_and_arch(parser, [data, "--task", "durnn_speech_to_text",
+                                                *speech_runs.TINY_S2T])
+    task = tasks.setup_task(args)
+    task.load_dataset("train")
+    dataset = task.datasets["train"]
+    assert len(dataset) == len(rows)
+    targets = {dataset.ids[i]: dataset[i].target.tolist() for i in range(len(dataset))}
+    assert all(targets[r["id"]] == [task.target_dictionary.eos()] for r in empty)
+    assert all(len(targets[r["id"]]) > 1 for r in rows if r["tgt_text"])
+
+    kept, bad = check_manifest(tsv, rows, data)  # a split where empty transcripts are not meant
+    assert [b.row_id for b in bad] == [r["id"] for r in empty] and len(kept) == 2
+    odd = rows + [dict(rows[0], id="blanks", tgt_text="  "), dict(rows[0], id="short",
+                                                                  tgt_text=None)]
+    kept, bad = check_manifest(tsv, odd, data, allow_empty=True)
+    assert len(kept) == len(rows) and [str(b) for b in bad] == [
+        f"{tsv} line {len(rows) + 2} (id 'blanks'): tgt_text '  ' is blanks only; must hold "
+        "words, or be empty for audio without words (row skipped)",
+        f"{tsv} line {len(rows) + 3} (id 'short'): no tgt_text (the row has too few columns); "
+        "every row needs a value in each column (row skipped)"]
+
+
+def test_an_empty_hypothesis_can_be_decoded(data, checkpoint, tmp_path):
+    """The task lets </s> come first (min_len 0): a decoder that scores </s> highest gives no
+    words; fairseq's default min_len 1 would force a piece out."""
+    import torch
+    from fairseq import options
+
+    parser = options.get_generation_parser(default_task="durnn_speech_to_text")
+    argv = [str(data), "--task", "durnn_speech_to_text", "--user-dir", speech_runs.PLUGIN]
+    assert options.parse_args_and_arch(parser, argv).min_len == 0
+    parser = options.get_generation_parser(default_task="durnn_speech_to_text")
+    assert options.parse_args_and_arch(parser, argv + ["--min-len", "2"]).min_len == 2
+
+    transcriber = transcribe.Transcriber(str(checkpoint), str(data), beam=2, max_len_a=0,
+                                         max_len_b=12)
+    assert transcriber.generator.min_len == 0
+    eos = transcriber.task.target_dictionary.eos()
+
+    def eos_first(module, inputs, logits):
+        logits = logits.clone()
+        logits[..., eos] += 100.0
+        return logits
+
+    transcriber.models[0].decoder.output_projection.register_forward_hook(eos_first)
+    row = features.read_manifest(str(data / "test_digits.tsv"))[0]
+    wav = str(data.parent / "wav" / f"{row['id']}.wav")
+    assert transcriber(wav) == ""
+    feats = transcriber.features(wav)
+    sample = {"net_input": {"src_tokens": feats[None],
+                            "src_lengths": torch.tensor([feats.shape[0]])}}
+    for min_len, n_tokens in ((0, 1), (1, 2)):
+        transcriber.generator.min_len = min_len
+        best = transcriber.task.inference_step(transcriber.generator, transcriber.models,
+                                               sample)[0][0]
+        assert len(best["tokens"]) == n_tokens  # </s> alone, or one piece and </s>
 
 
 def test_fairseq_train_names_bad_rows(data, tmp_path):

@@ -63,3 +63,15 @@ def test_speakers_and_missing_engines(monkeypatch):
         "festvox-us-slt-hts)"]
     with pytest.raises(ValueError, match="unknown voice 'festival-bob'"):
         synthesize.check_voice("festival-bob")
+
+
+def test_piper_draws_length_noise_and_noise_width_per_utterance():
+    if synthesize.missing_engines(["piper-joe"]):
+        pytest.skip(f"needs {'; '.join(synthesize.missing_engines(['piper-joe']))}")
+    configs = [synthesize.piper_config(random.Random(f"1:u{i}")) for i in range(50)]
+    for field, (low, high) in [("length_scale", synthesize.STRETCH),
+                               ("noise_scale", synthesize.PIPER_NOISE),
+                               ("noise_w_scale", synthesize.PIPER_NOISE_W)]:
+        values = [getattr(c, field) for c in configs]
+        assert all(low <= v <= high for v in values) and len(set(values)) == 50, field
+        assert min(values) < low + 0.2 * (high - low) and max(values) > high - 0.2 * (high - low)

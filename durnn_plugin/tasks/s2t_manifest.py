@@ -4,13 +4,19 @@ Every row is checked before training or decoding starts; each bad row gives one 
 TSV file, its line number and the row's id, what is wrong (the first problem found) and what is
 allowed:
 
-- *skipped, with a warning* (the rest of the split is used): an empty ``tgt_text``, and a
+- *skipped, with a warning* (the rest of the split is used): an empty ``tgt_text`` where none
+  is allowed, a ``tgt_text`` of blanks only or none at all (a row with too few columns), and a
   feature matrix shorter than ``min_frames`` (the convolutional subsampler's receptive field,
   :func:`subsampler_receptive_field`);
 - *an error* (:class:`~durnn_plugin.errors.InvalidDataError`, raised after every row has
   been checked, so all such rows are listed): ``audio`` that is missing, unreadable or not a
   feature matrix / sound file, and ``n_frames`` that is not an integer or differs from the file.
   These point at a broken data directory, which silently dropping rows would hide.
+
+An empty ``tgt_text`` is a transcript with no words: audio of noise or silence, whose right
+answer is nothing. It is allowed where ``allow_empty`` says so (the splits listed in
+``config.yaml``'s :data:`ALLOW_EMPTY_KEY`), and skipped elsewhere, where it more likely means a
+lost transcript.
 
 ``audio`` is what fairseq's ``get_features_or_waveform`` reads: a ``.npy`` feature file
 ``(n_frames, feat_dim)``, a ``.wav``/``.flac``/``.ogg`` file (``n_frames`` = its samples), or a
@@ -32,6 +38,7 @@ from ..errors import InvalidDataError
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("id", "audio", "n_frames", "tgt_text")
+ALLOW_EMPTY_KEY = "allow_empty_tgt_text"  # config.yaml: the splits whose rows may have no words
 AUDIO_ALLOWED = ("must be an existing .npy feature file, sound file (.wav, .flac, .ogg) or "
                  "zip:offset:length slice of one, relative to audio_root")
 
@@ -94,9 +101,10 @@ def _feature_frames(feats: np.ndarray) -> int:
 
 
 def check_row(tsv: str, line: int, row: Dict[str, str], audio_root: str,
-              min_frames: int) -> Optional[BadRow]:
+              min_frames: int, allow_empty: bool = False) -> Optional[BadRow]:
     """The problem of one manifest row, ``None`` if it is fine; of several problems the first
-    fatal one is named (audio, then n_frames), else the first reason to skip it."""
+    fatal one is named (audio, then n_frames), else the first reason to skip it.
+    ``allow_empty``: an empty ``tgt_text`` (no words) is fine."""
     row_id = row.get("id") or "?"
     audio = row.get("audio") or ""
     try:
@@ -117,9 +125,17 @@ def check_row(tsv: str, line: int, row: Dict[str, str], audio_root: str,
     if int(n_frames) != length:
         return BadRow(tsv, line, row_id, f"n_frames {n_frames} but audio {audio!r} holds "
                       f"{length}; must be equal", True)
-    if not (row.get("tgt_text") or "").strip():
-        return BadRow(tsv, line, row_id, "empty tgt_text; a non-blank transcript is required",
-                      False)
+    text = row.get("tgt_text")
+    if text is None:
+        return BadRow(tsv, line, row_id, "no tgt_text (the row has too few columns); every "
+                      "row needs a value in each column", False)
+    if text and not text.strip():
+        return BadRow(tsv, line, row_id, f"tgt_text {text!r} is blanks only; must hold words"
+                      f"{', or be empty for audio without words' if allow_empty else ''}", False)
+    if not text and not allow_empty:
+        return BadRow(tsv, line, row_id, "empty tgt_text; a non-blank transcript is required "
+                      f"(config.yaml's {ALLOW_EMPTY_KEY} lists the splits that may hold audio "
+                      "without words)", False)
     if is_features and length < min_frames:
         return BadRow(tsv, line, row_id, f"{length} feature frames, fewer than {min_frames} "
                       f"(the subsampler's receptive field, --min-source-frames); must be at "
@@ -128,7 +144,8 @@ def check_row(tsv: str, line: int, row: Dict[str, str], audio_root: str,
 
 
 def check_manifest(tsv: str, rows: Sequence[Dict[str, str]], audio_root: str,
-                   min_frames: int = 1) -> Tuple[List[Dict[str, str]], List[BadRow]]:
+                   min_frames: int = 1,
+                   allow_empty: bool = False) -> Tuple[List[Dict[str, str]], List[BadRow]]:
     """``(kept rows, bad rows)``: rows with a fatal problem or a skip reason are not kept. Raises
     :class:`InvalidDataError` if a required column is missing. Line numbers count the header as
     line 1."""
@@ -139,7 +156,7 @@ def check_manifest(tsv: str, rows: Sequence[Dict[str, str]], audio_root: str,
                                    f"the columns {', '.join(REQUIRED_COLUMNS)}")
     kept, bad = [], []
     for line, row in enumerate(rows, start=2):
-        problem = check_row(tsv, line, row, audio_root, min_frames)
+        problem = check_row(tsv, line, row, audio_root, min_frames, allow_empty)
         if problem is None:
             kept.append(row)
         else:
@@ -148,11 +165,11 @@ def check_manifest(tsv: str, rows: Sequence[Dict[str, str]], audio_root: str,
 
 
 def checked_rows(tsv: str, rows: Sequence[Dict[str, str]], audio_root: str,
-                 min_frames: int = 1) -> List[Dict[str, str]]:
+                 min_frames: int = 1, allow_empty: bool = False) -> List[Dict[str, str]]:
     """The usable rows of a manifest: logs one warning per skipped row and one error per
     broken row; raises :class:`InvalidDataError` (one line: the first broken row, and how many
     more) if any row is broken or no row is left."""
-    kept, bad = check_manifest(tsv, rows, audio_root, min_frames)
+    kept, bad = check_manifest(tsv, rows, audio_root, min_frames, allow_empty)
     fatal = [b for b in bad if b.fatal]
     for b in bad:
         (logger.error if b.fatal else logger.warning)(str(b))

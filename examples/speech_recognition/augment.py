@@ -9,16 +9,28 @@ random stream (seed, copy id), the effects below, applied in this order:
 3. ``sox pitch C``, ``C`` cents uniform in ``± pitch_jitter`` (length kept);
 4. ``sox reverb R`` (reverberance R uniform in 20..80, 0.3 s of padding for the tail), with
    probability ``reverb_prob``;
-5. additive noise with probability ``noise_prob``: one of ``noise_types`` -- ``white``,
+5. silence around the speech, when ``pad_silence`` > 0 (every copy): leading and trailing
+   silence, each uniform in ``0..pad_silence`` seconds, as a person leaves before and after a
+   word said to a machine; in :data:`ROOM_TONE_PROB` of the copies the silence is room tone,
+   white, pink or brown noise under the whole copy at a speech-to-tone ratio uniform in
+   :data:`ROOM_TONE_SNR_DB` (digital silence otherwise);
+6. additive noise with probability ``noise_prob``: one of ``noise_types`` -- ``white``,
    ``pink``, ``brown`` (``sox synth ... whitenoise|pinknoise|brownnoise``, 30 s generated once
    and cropped at a random offset) or ``babble`` (the sum of 3-6 other training utterances at
    random offsets) -- scaled to an SNR uniform in ``snr_db``:
-   ``10 log10(mean(x²) / mean(n²)) = SNR``;
-6. telephone band with probability ``telephone_prob``: ``sox sinc 300-3400 rate 8000``, then
+   ``10 log10(mean(x²) / mean(n²)) = SNR``, ``x`` the speech before the padding of step 5;
+7. telephone band with probability ``telephone_prob``: ``sox sinc 300-3400 rate 8000``, then
    back to 16 kHz (nothing above 4 kHz survives);
-7. peak level: -1 dBFS, lowered by a gain uniform in ``0..gain_db`` dB.
+8. peak level: -1 dBFS, lowered by a gain uniform in ``0..gain_db`` dB.
 
 A copy with nothing to do (speed 1, no effect drawn) is the original WAV file.
+
+Vocal tract length perturbation (``vtln`` > 0; Jaitly and Hinton 2013) acts on the features, not
+the waveform: :func:`vtln_warp` draws each copy's warp factor uniform in ``1 ± vtln``, which
+``features.fbank`` applies to the filterbank's frequency axis (Kaldi's ``vtln_warp``).
+
+:func:`write_noise_only` writes utterances without speech (digital silence or noise), the
+audio of training rows with an empty transcript.
 """
 import functools
 import os
@@ -39,6 +51,10 @@ SAMPLE_RATE = 16000
 NOISE_TYPES = ("white", "pink", "brown", "babble")
 NOISE_SECONDS = 30
 PEAK_DBFS = -1.0
+ROOM_TONES = ("white", "pink", "brown")
+ROOM_TONE_PROB = 0.5
+ROOM_TONE_SNR_DB = (30.0, 60.0)
+NOISE_ONLY = ("silence",) + ROOM_TONES  # what a row with an empty transcript holds
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,8 @@ class Augmentation:
     reverb_prob: float = 0.0
     telephone_prob: float = 0.0
     gain_db: float = 0.0
+    pad_silence: float = 0.0  # seconds, at most, on either side
+    vtln: float = 0.0  # warp factor uniform in 1 +- vtln
 
     def check(self) -> "Augmentation":
         """Self, or ValueError naming the option and what is allowed."""
@@ -74,6 +92,10 @@ class Augmentation:
             raise ValueError(f"--snr-db {self.snr_db}: must be LOW,HIGH with LOW <= HIGH")
         if not 0 <= self.gain_db <= 40:
             raise ValueError(f"--gain-db {self.gain_db}: must be 0..40 dB")
+        if not 0 <= self.pad_silence <= 5:
+            raise ValueError(f"--pad-silence {self.pad_silence}: must be 0..5 seconds")
+        if not 0 <= self.vtln <= 0.2:
+            raise ValueError(f"--vtln {self.vtln}: must be 0..0.2 (warp factors 1 +- X)")
         return self
 
 
@@ -88,6 +110,10 @@ class Plan:
     snr_db: float = 0.0
     telephone: bool = False
     gain_db: float = 0.0
+    lead: float = 0.0  # seconds of silence before the speech
+    trail: float = 0.0  # and after it
+    room_tone: Optional[str] = None
+    room_snr_db: float = 0.0
 
     def is_identity(self) -> bool:
         return self == Plan()
@@ -106,11 +132,24 @@ def draw_plan(aug: Augmentation, speed: float, rng: random.Random) -> Plan:
         rng.random() < aug.noise_prob
     telephone = rng.random() < aug.telephone_prob
     gain = rng.uniform(0, aug.gain_db)
+    lead, trail = rng.uniform(0, aug.pad_silence), rng.uniform(0, aug.pad_silence)
+    room, room_snr = rng.choice(ROOM_TONES), rng.uniform(*ROOM_TONE_SNR_DB)
+    use_room = aug.pad_silence > 0 and rng.random() < ROOM_TONE_PROB
     return Plan(speed=speed, tempo=round(tempo, 4) if aug.tempo_jitter else 1.0,
                 pitch=round(pitch, 1) if aug.pitch_jitter else 0.0,
                 reverb=round(reverb, 1) if use_reverb else None,
                 noise=noise if use_noise else None, snr_db=round(snr, 2) if use_noise else 0.0,
-                telephone=telephone, gain_db=round(gain, 2))
+                telephone=telephone, gain_db=round(gain, 2), lead=round(lead, 3),
+                trail=round(trail, 3), room_tone=room if use_room else None,
+                room_snr_db=round(room_snr, 2) if use_room else 0.0)
+
+
+def vtln_warp(aug: Augmentation, copy_id: str, seed: int) -> float:
+    """The vocal tract length warp factor of one copy, uniform in ``1 ± aug.vtln`` from its own
+    random stream (seed, copy id), rounded to 3 decimals; 1.0 when ``aug.vtln`` is 0."""
+    if not aug.vtln:
+        return 1.0
+    return round(random.Random(f"{seed}:{copy_id}:vtln").uniform(1 - aug.vtln, 1 + aug.vtln), 3)
 
 
 def _sox(args: List[str]) -> None:
@@ -155,10 +194,12 @@ def noise_like(kind: str, n: int, rng: random.Random, babble_sources: Sequence[s
     return sum(_crop(read(p), n, rng) for p in talkers)
 
 
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """``speech + g * noise`` with ``g`` such that ``10 log10(mean(speech²) / mean((g
-    noise)²)) = snr_db``."""
-    p_speech, p_noise = np.mean(speech ** 2), np.mean(noise ** 2)
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float,
+               speech_power: Optional[float] = None) -> np.ndarray:
+    """``speech + g * noise`` with ``g`` such that ``10 log10(P / mean((g noise)²)) = snr_db``,
+    ``P = speech_power`` (default ``mean(speech²)``)."""
+    p_speech = np.mean(speech ** 2) if speech_power is None else speech_power
+    p_noise = np.mean(noise ** 2)
     if p_noise == 0 or p_speech == 0:
         return speech
     return speech + noise * np.sqrt(p_speech / (p_noise * 10 ** (snr_db / 10)))
@@ -184,19 +225,43 @@ def apply(plan: Plan, in_wav: str, out_wav: str, babble_sources: Sequence[str] =
               stage, *effects, "rate", str(SAMPLE_RATE)] if effects else [in_wav, "-e",
               "floating-point", "-b", "32", stage])
         x = read(stage)
+        power = np.mean(x ** 2)  # of the speech: silence around it does not lower the SNRs
+        x = np.concatenate([np.zeros(round(plan.lead * SAMPLE_RATE)), x,
+                            np.zeros(round(plan.trail * SAMPLE_RATE))])
+        if plan.room_tone is not None:
+            x = mix_at_snr(x, noise_like(plan.room_tone, len(x), rng, ()), plan.room_snr_db,
+                           power)
         if plan.noise is not None:
-            x = mix_at_snr(x, noise_like(plan.noise, len(x), rng, babble_sources), plan.snr_db)
+            x = mix_at_snr(x, noise_like(plan.noise, len(x), rng, babble_sources), plan.snr_db,
+                           power)
         if plan.telephone:
             sf.write(stage, x, SAMPLE_RATE, subtype="FLOAT")
             phone = os.path.join(tmp, "b.wav")
             _sox([stage, "-e", "floating-point", "-b", "32", phone, "sinc", "300-3400",
                   "rate", "8000", "rate", str(SAMPLE_RATE)])
             x = read(phone)
-        peak = np.max(np.abs(x))
-        level = 10 ** ((PEAK_DBFS - plan.gain_db) / 20)
-        part = out_wav + ".part.wav"
-        sf.write(part, x * (level / peak) if peak > 0 else x, SAMPLE_RATE, subtype="PCM_16")
-        shutil.move(part, out_wav)
+        write_at_peak(out_wav, x, PEAK_DBFS - plan.gain_db)
+
+
+def write_at_peak(path: str, x: np.ndarray, peak_dbfs: float) -> None:
+    """``x`` scaled to a peak of ``peak_dbfs`` (silence left as it is) to ``path``, 16 kHz mono
+    16-bit WAV (written beside it, then moved)."""
+    peak = np.max(np.abs(x), initial=0.0)
+    part = path + ".part.wav"
+    sf.write(part, x * (10 ** (peak_dbfs / 20) / peak) if peak > 0 else x, SAMPLE_RATE,
+             subtype="PCM_16")
+    shutil.move(part, path)
+
+
+def write_noise_only(path: str, kind: str, seconds: float, rng: random.Random) -> None:
+    """``seconds`` of audio without speech to ``path`` (16 kHz mono 16-bit WAV): digital
+    silence (``kind="silence"``) or white, pink or brown noise (:data:`ROOM_TONES`) at a peak
+    of -1 dBFS."""
+    if kind not in NOISE_ONLY:
+        raise ValueError(f"noise-only kind {kind!r}; allowed: {', '.join(NOISE_ONLY)}")
+    n = round(seconds * SAMPLE_RATE)
+    write_at_peak(path, np.zeros(n) if kind == "silence" else noise_like(kind, n, rng, ()),
+                  PEAK_DBFS)
 
 
 def copies(utt_id: str, aug: Augmentation, seed: int) -> List[Tuple[str, Plan]]:

