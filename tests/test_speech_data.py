@@ -247,6 +247,12 @@ def test_noise_only_rows_have_empty_targets(tmp_path):
     targets = {dataset.ids[i]: dataset[i].target.tolist() for i in range(len(dataset))}
     assert all(targets[r["id"]] == [task.target_dictionary.eos()] for r in empty)
     assert all(len(targets[r["id"]]) > 1 for r in rows if r["tgt_text"])
+    config = yaml.safe_load(open(f"{data}/config.yaml"))
+    with open(f"{data}/config.yaml", "w") as f:
+        yaml.safe_dump(dict(config, allow_empty_tgt_text="train"), f)
+    with pytest.raises(InvalidDataError, match="^config.yaml: allow_empty_tgt_text 'train'; "
+                                               "must be a list of split names$"):
+        tasks.setup_task(args).load_dataset("train")
 
     kept, bad = check_manifest(tsv, rows, data)  # a split where empty transcripts are not meant
     assert [b.row_id for b in bad] == [r["id"] for r in empty] and len(kept) == 2

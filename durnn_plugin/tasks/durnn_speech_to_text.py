@@ -94,7 +94,7 @@ class DuRNNSpeechToTextTask(SpeechToTextTask):
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
         """fairseq's generator, with ``min_len`` :data:`MIN_LEN` unless ``args`` sets it."""
         if getattr(args, "min_len", None) is None:
-            args = Namespace(**vars(args), min_len=MIN_LEN)
+            args = Namespace(**{**vars(args), "min_len": MIN_LEN})
         return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs)
 
     def build_criterion(self, cfg):
