@@ -182,3 +182,16 @@ def test_download_with_apt_get_and_unpack_with_dpkg(tmp_path):
         "to locate package); run 'apt-get update' as root, or unpack the packages "
         "pocketsphinx-testdata alsa-utils ktuberling-data klettres-data with dpkg -x and pass "
         "--tree"]
+
+
+def test_wer_by_group_column():
+    from examples.speech_recognition import wer_by_voice
+
+    rows = [{"tgt_text": "five five", "speaker": "cards", "group": "digits"},
+            {"tgt_text": "ten of clubs", "speaker": "cards", "group": "number words"},
+            {"tgt_text": "ball", "speaker": "ktuberling", "group": "other"}]
+    pairs = {0: ("five five", "five"), 1: ("ten of clubs", "ten of clubs"), 2: ("ball", "call")}
+    per_group, total = wer_by_voice.wer_by_speaker(rows, pairs, "group")
+    assert per_group == {"digits": (50.0, 2, 1), "number words": (0.0, 3, 1),
+                         "other": (100.0, 1, 1)}
+    assert total == (pytest.approx(100 * 2 / 6), 6, 3)

@@ -12,8 +12,12 @@ search (``--beam``, output length at most ``--max-len-a * frames + --max-len-b``
 the sentencepiece model of ``config.yaml``.
 
 ``--data``: the data directory with ``config.yaml``, the dictionary and the sentencepiece model
-(default: the one the checkpoint was trained on). Every file is checked before the model is
-loaded; an unreadable one stops the command with one line naming it (exit status 2).
+(default: the one the checkpoint was trained on). ``--lm-path L --lm-weight W``: language model
+fusion as in ``fairseq-generate``: the generator adds ``W * log p_LM`` of the LM checkpoint
+``L`` (``train_speech_lm.py``; its dictionary must be the recogniser's, index for index, and is
+loaded from ``DATA/dict.txt``) to the recogniser's log-probabilities at every step. Every file
+is checked before the model is loaded; an unreadable one stops the command with one line naming
+it (exit status 2).
 """
 import argparse
 import os
@@ -27,10 +31,11 @@ import torch
 import durnn_plugin  # noqa: F401  (registers the plugin's models and tasks, allow-lists Namespace)
 from examples.speech_recognition import features
 from fairseq import checkpoint_utils
+from fairseq.data import Dictionary
 from fairseq.data.audio.feature_transforms import CompositeAudioFeatureTransform
 
 
-def check_inputs(paths: List[str], checkpoint: str, data: str) -> None:
+def check_inputs(paths: List[str], checkpoint: str, data: str, lm_path: str = None) -> None:
     """ValueError with one line for the first unusable argument."""
     for path in paths:
         try:
@@ -46,14 +51,18 @@ def check_inputs(paths: List[str], checkpoint: str, data: str) -> None:
     if data and not os.path.isfile(os.path.join(data, "config.yaml")):
         raise ValueError(f"--data {data!r}: no config.yaml; must be the data directory of "
                          "prepare_speech.py")
+    if lm_path and not os.path.isfile(lm_path):
+        raise ValueError(f"--lm-path {lm_path!r}: no such file; must be a language model "
+                         "checkpoint (.pt) of train_speech_lm.py")
 
 
 class Transcriber:
     """A checkpoint with its task's feature transforms, dictionary, sentencepiece model and a
-    beam-search generator."""
+    beam-search generator (fused with the language model ``lm_path`` at ``lm_weight``)."""
 
     def __init__(self, checkpoint: str, data: str = None, beam: int = 5,
-                 max_len_a: float = 0.1, max_len_b: int = 10):
+                 max_len_a: float = 0.1, max_len_b: int = 10, lm_path: str = None,
+                 lm_weight: float = 0.0):
         overrides = {"data": os.path.abspath(data)} if data else {}
         models, _, self.task = checkpoint_utils.load_model_ensemble_and_task(
             [checkpoint], arg_overrides=overrides)
@@ -61,8 +70,29 @@ class Transcriber:
         self.transforms = CompositeAudioFeatureTransform.from_config_dict(
             self.task.data_cfg.get_feature_transforms("test", False))
         self.bpe = self.task.build_bpe(self.task.args)
+        fusion = {"lm_model": self.language_model(lm_path), "lm_weight": lm_weight} \
+            if lm_path else None
         self.generator = self.task.build_generator(
-            self.models, Namespace(beam=beam, max_len_a=max_len_a, max_len_b=max_len_b))
+            self.models, Namespace(beam=beam, max_len_a=max_len_a, max_len_b=max_len_b),
+            extra_gen_cls_kwargs=fusion)
+
+    def language_model(self, lm_path: str) -> torch.nn.Module:
+        """The LM checkpoint, loaded as ``fairseq-generate --lm-path`` loads it (its task's
+        data: the recogniser's data directory, whose ``dict.txt`` it reads); ValueError naming
+        ``--lm-path`` if the dictionary it was trained with, or ``dict.txt``, is not the
+        recogniser's index for index."""
+        data = self.task.args.data
+        trained = checkpoint_utils.load_checkpoint_to_cpu(lm_path)["cfg"]["task"]["data"]
+        for path in (os.path.join(trained, "dict.txt"), os.path.join(data, "dict.txt")):
+            symbols = Dictionary.load(path).symbols if os.path.isfile(path) else None
+            if symbols != self.task.target_dictionary.symbols:
+                found = f"{len(symbols)} symbols" if symbols else "no such file"
+                raise ValueError(
+                    f"--lm-path {lm_path!r}: dictionary {path} ({found}) is not the "
+                    f"recogniser's ({len(self.task.target_dictionary)} symbols) index for "
+                    "index; train the LM with train_speech_lm.py on this data directory")
+        lms, _ = checkpoint_utils.load_model_ensemble([lm_path], arg_overrides={"data": data})
+        return lms[0].eval()
 
     def features(self, path: str) -> torch.Tensor:
         """``(T, 80)`` model input of a sound file."""
@@ -89,13 +119,18 @@ def main(argv=None):
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--max-len-a", type=float, default=0.1)
     ap.add_argument("--max-len-b", type=int, default=10)
+    ap.add_argument("--lm-path", default=None,
+                    help="language model checkpoint to fuse into the beam (train_speech_lm.py)")
+    ap.add_argument("--lm-weight", type=float, default=0.0,
+                    help="weight W of the LM's log-probabilities (default: %(default)s)")
     args = ap.parse_args(argv)
     try:
-        check_inputs(args.audio, args.path, args.data)
+        check_inputs(args.audio, args.path, args.data, args.lm_path)
+        transcribe = Transcriber(args.path, args.data, args.beam, args.max_len_a,
+                                 args.max_len_b, args.lm_path, args.lm_weight)
     except ValueError as err:
         print(f"transcribe.py: error: {err}", file=sys.stderr)
         sys.exit(2)
-    transcribe = Transcriber(args.path, args.data, args.beam, args.max_len_a, args.max_len_b)
     for path in args.audio:
         print(f"{path}\t{transcribe(path)}", flush=True)
 

@@ -9,8 +9,11 @@ row's ``tgt_text`` and that every row was decoded (fairseq-fixed 0.12.3.1's ``ba
 drops a last batch smaller than ``--required-batch-size-multiple``, default 8, so generate needs
 ``--required-batch-size-multiple 1``), and scores each ``speaker`` with fairseq's WER scorer
 (``fairseq.scoring.wer``: word edit distance / reference words, in %), then all rows together.
+A manifest with a ``group`` column (the real dev set of ``prepare_real_dev.py``: digits,
+number words, other) is scored per group instead (``--by`` chooses the column).
 
-Prints one line per voice, ``<voice> WER <x> (<words> words, <n> utterances)``, then ``all``.
+Prints one line per voice (or group), ``<voice> WER <x> (<words> words, <n> utterances)``, then
+``all``.
 Run from the repository root: ``python -m examples.speech_recognition.wer_by_voice TSV GENERATE``.
 """
 import argparse
@@ -43,8 +46,10 @@ def read_generate(path: str) -> Dict[int, Tuple[str, str]]:
     return {i: (refs[i], hyps.get(i, "")) for i in refs}
 
 
-def wer_by_speaker(rows: List[Dict[str, str]], pairs: Dict[int, Tuple[str, str]]):
-    """``({speaker: (WER %, ref words, utterances)}, (WER %, words, utterances) of all)``."""
+def wer_by_speaker(rows: List[Dict[str, str]], pairs: Dict[int, Tuple[str, str]],
+                   column: str = "speaker"):
+    """``({value of column: (WER %, ref words, utterances)}, (WER %, words, utterances) of
+    all)``; ``column`` is ``speaker`` or another manifest column (``group``)."""
     if len(pairs) != len(rows):
         raise ValueError(f"generate decoded {len(pairs)} of the manifest's {len(rows)} usable "
                          f"rows; pass --required-batch-size-multiple 1 to fairseq-generate")
@@ -55,7 +60,7 @@ def wer_by_speaker(rows: List[Dict[str, str]], pairs: Dict[int, Tuple[str, str]]
             found = rows[i]["tgt_text"] if i < len(rows) else "no such row"
             raise ValueError(f"generate line T-{i} {ref!r} does not match manifest row {i} "
                              f"({found!r}); pass the --min-source-frames used by generate")
-        for key in (rows[i].get("speaker", ""), None):
+        for key in (rows[i].get(column, ""), None):
             scorers[key].add_string(ref, hyp)
             counts[key] += 1
     result = {k: (s.score(), s.ref_length, counts[k]) for k, s in scorers.items()}
@@ -68,6 +73,9 @@ def main():
     ap.add_argument("generate_output", help="R/generate-S.txt")
     ap.add_argument("--min-source-frames", type=int, default=1,
                     help="the value generate used (its default: the subsampler's receptive field)")
+    ap.add_argument("--by", default=None, metavar="COLUMN",
+                    help="the manifest column to score by (default: group if the manifest has "
+                         "one, else speaker)")
     args = ap.parse_args()
 
     root = os.path.dirname(os.path.abspath(args.manifest))
@@ -75,7 +83,11 @@ def main():
         audio_root = yaml.safe_load(f).get("audio_root", "")
     rows, _ = check_manifest(args.manifest, read_manifest(args.manifest), audio_root,
                              args.min_source_frames)
-    per_voice, total = wer_by_speaker(rows, read_generate(args.generate_output))
+    column = args.by or ("group" if rows and "group" in rows[0] else "speaker")
+    if rows and column not in rows[0]:
+        ap.error(f"--by {column!r}: no such column in {args.manifest}; it has "
+                 f"{', '.join(rows[0])}")
+    per_voice, total = wer_by_speaker(rows, read_generate(args.generate_output), column)
     for voice, (wer, words, n) in sorted(per_voice.items()):
         print(f"{voice:<24} WER {wer:6.2f} ({words} words, {n} utterances)")
     print(f"{'all':<24} WER {total[0]:6.2f} ({total[1]} words, {total[2]} utterances)")
