@@ -28,7 +28,7 @@ def test_race_units_and_commands():
     log = "INFO:fairseq_cli.eval_lm:Loss (base 2): 1.9389, Perplexity: 3.83\n"
     assert math.isclose(compare.in_units("char", compare.perplexity_from_log(log)), 1.9389)
     for level in compare.LEVELS:
-        for name in compare.runs(level):
+        for name in compare.models(level):
             cmd = compare.train_cmd(level, name, "data", "save", 60, 100)
             assert cmd[cmd.index("--stop-time-hours") + 1] == repr(60 / 3600)
             stateful = name == "durnn-tbptt"

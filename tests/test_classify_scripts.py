@@ -17,10 +17,15 @@ LOG = """\
 
 def test_race_parses_fairseq_log_and_plots(tmp_path):
     race = load_example("long_range/race.py")
-    curve, params, seconds = race.parse(LOG)
-    assert params == "42,337" and seconds == 16.2
-    assert curve == [(20, 9, 0.16), (34, 15, 0.008), (36, 15, 9e-05)]  # (updates, seconds, valid mse)
-    race.plot({"durnn": (curve, params, seconds)}, "mse", tmp_path / "c.png", "t", solved=0.01)
+    (tmp_path / "train.log").write_text(LOG)
+    log = race.runs.read_log(str(tmp_path / "train.log"))
+    assert log.params_shown() == "42,337" and log.seconds == 16.2
+    # (seconds since the first stamped line, updates, valid mse)
+    assert log.curve("mse") == [(9, 20, 0.16), (15, 34, 0.008), (16, 36, 9e-05)]
+    panels = race.curves_panels({"durnn": log}, "mse")
+    assert [p.series["durnn"][-1] for p in panels] == [(36, 9e-05), (16, 9e-05)]
+    assert panels[0].log_y and panels[0].lines == (race.SOLVED, race.CHANCE_MSE)
+    race.runs.plot(str(tmp_path / "c.png"), panels, "t")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 

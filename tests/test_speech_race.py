@@ -1,12 +1,15 @@
-"""The speech race's pieces: equal parameter counts, the runs of each plan, and the parsing of
-fairseq-train logs and run_digits.sh results."""
-import os
+"""The speech race's pieces: equal parameter counts, the runs of each plan, the augmentation
+defaults run_digits.sh shares, and the reading of fairseq-train logs and run_digits.sh results
+(the runner itself: tests/test_runs.py)."""
 import subprocess
+import sys
 
 import pytest
 import torch
 
-from examples.speech_recognition import features, prepare_speech, race
+from examples import runs
+from examples.speech_recognition import augment, features, prepare_speech, race
+from fairseq_runs import REPO
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,7 @@ def dict256(tmp_path_factory):
 
 
 def test_race_models_have_equal_parameter_counts(dict256):
-    models = {name: race.build_model(dict256, arch, args)
+    models = {name: runs.build_model(race.model_options(dict256, arch, args))
               for name, (arch, args, _) in race.RACE.items()}
     counts = {name: sum(p.numel() for n, p in m.named_parameters() if "ctc_proj" not in n)
               for name, m in models.items()}
@@ -45,21 +48,44 @@ def test_race_models_have_equal_parameter_counts(dict256):
 
 
 def test_plans():
-    runs = race.plan_runs("race", "--speed-perturb 0.9,1.0,1.1")
-    assert [(r.arch, r.data) for r in runs] == [("s2t_durnn_s", "race"),
-                                                ("s2t_transformer_xs", "race"),
-                                                ("s2t_berard", "race"),
-                                                ("s2t_durnn_s", "race")]
-    assert "label_smoothed_cross_entropy_with_ctc" in runs[3].train_args
-    assert all(r.prepare_args == "--speed-perturb 0.9,1.0,1.1" for r in runs)
-    ablation = race.plan_runs("ablation")
-    assert {r.arch for r in ablation} == {"s2t_durnn_s"} and len({r.data for r in ablation}) == 10
+    entries = race.plan_entries("race", "--speed-perturb 0.9,1.0,1.1")
+    assert [(r.arch, r.data) for r in entries] == [("s2t_durnn_s", "race"),
+                                                   ("s2t_transformer_xs", "race"),
+                                                   ("s2t_berard", "race"),
+                                                   ("s2t_durnn_s", "race")]
+    assert "label_smoothed_cross_entropy_with_ctc" in entries[3].train_args
+    assert all(r.prepare_args == "--speed-perturb 0.9,1.0,1.1" for r in entries)
+    ablation = race.plan_entries("ablation")
+    assert {r.arch for r in ablation} == {"s2t_durnn_s"}
+    assert len({r.data for r in ablation}) == len(augment.DEFAULT_EFFECTS) + 3
+    # one effect of the default augmentation at a time, then all of them
+    assert [r.name for r in ablation] == ["none", *augment.DEFAULT_EFFECTS, "no-specaugment",
+                                          "all"]
+    assert ablation[-1].prepare_args == f"{race.ABLATION_TEXTS} {augment.DEFAULT_OPTIONS}"
     # every ablation variant parses as prepare_speech options and holds no sentences
     for run in ablation:
         args = run.prepare_args.split()
         assert "sentence" not in run.prepare_args and "command" not in run.prepare_args
         parser_ok = prepare_speech.parse_counts(args[args.index("--train-texts") + 1], "x")
         assert set(parser_ok) == {"digit", "digits", "number", "time", "date"}
+
+
+def test_run_digits_defaults_to_the_same_augmentation():
+    """run_digits.sh's default PREPARE_ARGS is augment.DEFAULT_OPTIONS, which prepare_speech
+    accepts; PREPARE_ARGS="" stays clean speech."""
+    script = (REPO / race.RUN_SCRIPT).read_text().splitlines()
+    lines = [line for line in script if line.startswith(("AUGMENT=", "PREPARE_ARGS="))]
+    assert len(lines) == 2 and "--speed-perturb" not in "\n".join(script)
+    shell = (f"set -eu; BIN={sys.prefix}/bin; " + "; ".join(lines)
+             + '; printf "%s" "$PREPARE_ARGS"')
+    got = subprocess.run(["bash", "-c", shell], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
+    assert got == augment.DEFAULT_OPTIONS
+    assert subprocess.run(["bash", "-c", shell], cwd=REPO, capture_output=True, text=True,
+                          env={"PREPARE_ARGS": "", "PATH": "/usr/bin:/bin"}).stdout == ""
+    ap = prepare_speech.argparse.ArgumentParser()
+    prepare_speech.augmentation_args(ap)
+    prepare_speech.augmentation_from(ap.parse_args(got.split())).check()
 
 
 LOG = "".join(line + "\n" for line in [  # fairseq-train's --log-format simple lines
@@ -88,42 +114,21 @@ test_numbers (fairseq-generate: WER: 50.00):
 
 def test_learning_curve_results_and_table(tmp_path):
     (tmp_path / "train.log").write_text(LOG)
-    assert race.learning_curve(str(tmp_path / "train.log")) == [(40.0, 25, 7.1, 10.5),
-                                                                (90.0, 50, 5.25, 41.0)]
+    log = runs.read_log(str(tmp_path / "train.log"))
+    assert log.curve("loss", "dev") == [(40.0, 25, 7.1), (90.0, 50, 5.25)]
+    assert log.curve("accuracy", "dev") == [(40.0, 25, 10.5), (90.0, 50, 41)]
+    assert log.params == 990720 and log.updates == 50
     (tmp_path / "results.txt").write_text(RESULTS)
     results = race.read_results(str(tmp_path / "results.txt"))
     assert results == {"test_digits": {"flite-rms": (10.0, 20), "piper-joe": (15.0, 20),
                                        "all": (12.5, 40)},
                        "test_numbers": {"piper-joe": (50.0, 8), "all": (50.0, 8)}}
-    runs = race.plan_runs("race")[:2]
-    text = race.table(runs, {"durnn": results}, {"durnn": "990,720 | 50"})
+    assert race.read_results(str(tmp_path / "none.txt")) == {}  # a failed run left none
+    text = race.table(["durnn", "transformer"], {"durnn": results}, {"durnn": ["990,720", 50]})
     assert "| durnn | 10.00 | 15.00 | 12.50 | 990,720 | 50 |" in text
-    assert "| transformer | - | - | - |  |" in text
-    race.plot({"durnn": race.learning_curve(str(tmp_path / "train.log"))},
-              str(tmp_path / "c.png"))
+    assert "| transformer | - | - | - |  |  |" in text
+    panels = race.curves_panels({"durnn": log})
+    assert [p.series["durnn"] for p in panels] == [[(40.0, 7.1), (90.0, 5.25)],
+                                                   [(40.0, 10.5), (90.0, 41)]]
+    runs.plot(str(tmp_path / "c.png"), panels)
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_runs_go_jobs_at_a_time_and_a_failure_is_reported(tmp_path):
-    """run_all keeps at most ``jobs`` runs going and names the run that failed."""
-    script = tmp_path / "fake_run.sh"
-    script.write_text('echo "$WORK start $(date +%s.%N)" >> "$LOG"; sleep 1; '
-                      'echo "$WORK end $(date +%s.%N)" >> "$LOG"; [ "$WORK" != bad ]\n')
-    log = tmp_path / "log"
-
-    def go(names, jobs):
-        runs = [race.Run(n, "a", "", n, "") for n in names]
-        envs = {n: dict(os.environ, WORK=n, LOG=str(log)) for n in names}
-        race.run_all(runs, envs, names, str(tmp_path), jobs, script=str(script))
-
-    go(["a", "b", "c"], 2)
-    events = sorted((float(t), kind) for _, kind, t in (line.split() for line in
-                                                         log.read_text().splitlines()))
-    running, most = 0, 0
-    for _, kind in events:
-        running += 1 if kind == "start" else -1
-        most = max(most, running)
-    assert most == 2 and len(events) == 6
-    assert (tmp_path / "c.out").exists()
-    with pytest.raises(subprocess.CalledProcessError, match="run bad"):
-        go(["bad", "d"], 2)

@@ -46,16 +46,16 @@ training).
 Fairness of the clock: each run gets ``--stop-time-hours BUDGET/3600``; fairseq measures that
 from the trainer's creation and includes validation and checkpoint time, so validating every
 ``--validate-interval-updates`` updates (and saving ``checkpoint_best.pt`` then) costs every
-model out of its own budget. Runs are strictly sequential (never two trainings at once), and
-the evaluations run after all trainings. On a machine that other jobs share, ``--concurrent``
-starts all trainings at once instead, each with ``--threads`` threads (use 1): they then share
-whatever the machine has left equally, at the same moments, which sequential runs under a
-changing load would not. The learning curve's x axis is the wall time since
-the fairseq-train process was started, taken by this script when each ``valid`` line appears
-(so it includes start-up, validation and saving). Those validation points come from each
-run's own task: stateless blocks for the language_modeling runs, carried state for
-``durnn-tbptt``. Validating every N updates charges the faster models more validation time
-per second of budget (about 2-3 s per validation of the 109k-token valid set here).
+model out of its own budget. By default runs are strictly sequential (``--jobs 1``: never two
+trainings at once), and the evaluations run after all trainings. On a machine that other jobs
+share, ``--jobs 0`` (or ``--concurrent``) starts all trainings at once instead, each with
+``--threads`` threads (use 1): they then share whatever the machine has left equally, at the
+same moments, which sequential runs under a changing load would not. The learning curve's x
+axis is the time since the first time-stamped line of each fairseq-train log (examples/runs.py:
+training, validation and saving). Those validation points come from each run's own task:
+stateless blocks for the language_modeling runs, carried state for ``durnn-tbptt``. Validating
+every N updates charges the faster models more validation time per second of budget (about 2-3
+s per validation of the 109k-token valid set here).
 
 Evaluation: ``fairseq-eval-lm --user-dir durnn_plugin`` (the plugin allow-lists
 ``argparse.Namespace`` for torch's default ``weights_only`` loader, which lstm_lm checkpoints need:
@@ -77,14 +77,13 @@ on Brown with 128-token segments; with ``--tokens-per-sample 32`` or ``64`` adde
 for the stateless ``durnn`` run (e.g. ``--u-gamma 1.0``, so both durnn runs have the same bound).
 
 Outputs in ``examples/language_model/work/compare/`` (``--work``): ``<run>/train.log`` (the
-whole fairseq-train output), ``<run>/valid.tsv`` (seconds, updates, valid ppl),
-``<run>/eval_<mode>_<subset>.log``, ``<run>/checkpoints/``, ``results.md`` (the table, the
-machine, the date and every exact command) and ``curves.png`` (valid ppl vs training seconds).
-``--skip-train`` rebuilds evaluations, table and plot from existing runs. matplotlib comes
-with the ``plots`` extra that ``examples/setup_venv.sh`` installs.
+command, then the whole fairseq-train output), ``<run>/eval_<mode>_<subset>.log``,
+``<run>/checkpoints/``, ``results.md`` (the table, the machine, the date and every exact
+command) and ``curves.png`` (valid ppl or bpc vs training seconds). ``--skip-train`` rebuilds
+evaluations, table and plot from existing runs. matplotlib comes with the ``plots`` extra that
+``examples/setup_venv.sh`` installs.
 """
 import argparse
-import datetime
 import math
 import os
 import re
@@ -92,13 +91,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+from examples import runs  # noqa: E402  (the repository root, put first just above)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+WORK = os.path.join(HERE, "work")
 UNITS = {"word": "ppl", "char": "bpc"}
-BIN = os.path.join(ROOT, ".venv", "bin")
 RNN_OPTIM = ["--optimizer", "adam", "--adam-betas", "(0.9, 0.999)", "--clip-norm", "0.25",
              "--lr", "0.004", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "100",
              "--warmup-init-lr", "1e-4"]
@@ -126,7 +125,7 @@ LEVELS = {
     "word": dict(
         data="brown-bin", tokens=128, max_tokens=4096,
         train_options=["--criterion", "adaptive_loss", "--adaptive-softmax-cutoff", "2000,10000",
-                "--ddp-backend", "legacy_ddp"],
+                       "--ddp-backend", "legacy_ddp"],
         durnn=["--embed-dim", "256", "--hidden-size", "512", "--dropout", "0.4",
                "--embed-dropout", "0.2"],
         lstm=lstm_model(256, 320, 0.2), transformer=transformer_model(256, 1024)),
@@ -148,8 +147,8 @@ def data_args(level, stateful):
             "--sample-break-mode", "none", "--max-tokens", str(spec["max_tokens"])]
 
 
-def runs(level):
-    """name -> (label, model/task/optimiser/output arguments, evaluation modes)."""
+def models(level):
+    """name -> (label, model/task/optimiser arguments, evaluation modes)."""
     spec = LEVELS[level]
     durnn = ["--arch", "durnn_lm", "--num-layers", "2"] + spec["durnn"] + RNN_OPTIM
     return {
@@ -168,112 +167,31 @@ def runs(level):
 ORDER = ["durnn", "durnn-tbptt", "lstm", "transformer"]
 
 
-def q(cmd):
-    return " ".join(shlex.quote(c) for c in cmd)
-
-
-def rel(p):
-    return os.path.relpath(p, ROOT)
+def model_args(level, name, data):
+    """fairseq-train's data, model and task options of run ``name``."""
+    return [data] + models(level)[name][1] + LEVELS[level]["train_options"]
 
 
 def train_cmd(level, name, data, save_dir, budget, val_every):
-    _, args, _ = runs(level)[name]
-    return ([os.path.join(BIN, "fairseq-train"), rel(data), "--user-dir", "durnn_plugin"]
-            + args + LEVELS[level]["train_options"]
+    return ([os.path.join(runs.BIN, "fairseq-train"), "--user-dir", "durnn_plugin"]
+            + model_args(level, name, runs.rel(data))
             + ["--max-epoch", "1000", "--stop-time-hours", repr(budget / 3600),
                "--validate-interval-updates", str(val_every),
                "--save-interval-updates", str(val_every), "--keep-interval-updates", "1",
-               "--no-epoch-checkpoints", "--save-dir", rel(save_dir),
+               "--no-epoch-checkpoints", "--save-dir", runs.rel(save_dir),
                "--log-format", "simple", "--log-interval", "50",
                "--seed", "1", "--cpu", "--num-workers", "0"])
 
 
 def eval_cmd(level, data, ckpt, mode, subset):
-    cmd = [os.path.join(BIN, "fairseq-eval-lm"), rel(data), "--user-dir", "durnn_plugin",
-           "--path", rel(ckpt), "--gen-subset", subset, "--cpu", "--num-workers", "0"]
+    cmd = [os.path.join(runs.BIN, "fairseq-eval-lm"), runs.rel(data), "--user-dir",
+           "durnn_plugin", "--path", runs.rel(ckpt), "--gen-subset", subset, "--cpu",
+           "--num-workers", "0"]
     if mode == "stateless":
         return cmd + data_args(level, False)[:4] + ["--max-tokens",
                                                     str(LEVELS[level]["max_tokens"]),
                                                     "--context-window", "0"]
     return cmd + data_args(level, True)
-
-
-def env(threads):
-    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-                PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
-
-
-VALID_RE = re.compile(r"\| valid \| .*\| ppl ([0-9.]+) .*\| num_updates (\d+)")
-
-
-def training_started(run_dir):
-    """When ``train`` started this run: ``seconds.txt`` is written at its end."""
-    path = os.path.join(run_dir, "seconds.txt")
-    return datetime.datetime.utcfromtimestamp(os.path.getmtime(path) - float(open(path).read()))
-
-
-def train(name, args, run_dir):
-    save_dir = os.path.join(run_dir, "checkpoints")
-    shutil.rmtree(run_dir, ignore_errors=True)  # a leftover checkpoint_last.pt would resume
-    os.makedirs(run_dir)
-    cmd = train_cmd(args.level, name, args.data, save_dir, args.budget_seconds,
-                    args.validate_interval_updates)
-    cmd += shlex.split({"durnn": args.durnn_options, "durnn-tbptt": args.tbptt_options}.get(name, ""))
-    print(f"\n== train {name} ({datetime.datetime.utcnow():%H:%M:%S} UTC): {q(cmd)}", flush=True)
-    t0 = time.time()
-    with open(os.path.join(run_dir, "train.log"), "w") as log, \
-            open(os.path.join(run_dir, "valid.tsv"), "w") as tsv:
-        tsv.write("seconds\tnum_updates\tvalid_ppl\n")
-        p = subprocess.Popen(cmd, cwd=ROOT, env=env(args.threads), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, bufsize=1)
-        for line in p.stdout:
-            log.write(line)
-            m = VALID_RE.search(line)
-            if m:
-                s = time.time() - t0
-                tsv.write(f"{s:.1f}\t{m.group(2)}\t{m.group(1)}\n")
-                tsv.flush()
-                print(f"   {name:12s} {s:6.1f}s  updates {m.group(2):>5}  valid ppl {m.group(1)}",
-                      flush=True)
-        rc = p.wait()
-    with open(os.path.join(run_dir, "command.txt"), "w") as f:
-        f.write(q(cmd) + "\n")
-    with open(os.path.join(run_dir, "budget.txt"), "w") as f:
-        f.write(f"{args.budget_seconds:g}\n")
-    with open(os.path.join(run_dir, "seconds.txt"), "w") as f:
-        f.write(f"{time.time() - t0:.1f}\n")
-    if rc != 0 or not os.path.exists(os.path.join(save_dir, "checkpoint_best.pt")):
-        # keep going with the other runs; the table reports the failure
-        print(f"fairseq-train {name} failed (rc {rc}); see {run_dir}/train.log", flush=True)
-        with open(os.path.join(run_dir, "failed.txt"), "w") as f:
-            f.write(f"rc {rc}\n")
-
-
-def parse_train(run_dir):
-    text = open(os.path.join(run_dir, "train.log")).read()
-    params = re.search(r"num\. shared model params: ([0-9,]+)", text).group(1)
-    updates = (re.findall(r"num_updates[ =](\d+)", text) or ["0"])[-1]
-    done = re.search(r"done training in ([0-9.]+) seconds", text)
-    curve = []
-    for row in open(os.path.join(run_dir, "valid.tsv")).read().splitlines()[1:]:
-        s, u, ppl = row.split("\t")
-        curve.append((float(s), int(u), float(ppl)))
-    return dict(params=params, updates=int(updates), fairseq_s=done.group(1) if done else "?",
-                curve=curve, failed=os.path.exists(os.path.join(run_dir, "failed.txt")),
-                budget=open(os.path.join(run_dir, "budget.txt")).read().strip(), cmd=open(os.path.join(run_dir, "command.txt")).read().strip())
-
-
-def evaluate(name, mode, subset, args, run_dir, cached=True):
-    log = os.path.join(run_dir, f"eval_{mode}_{subset}.log")
-    cmd = eval_cmd(args.level, args.data, os.path.join(run_dir, "checkpoints", "checkpoint_best.pt"),
-                   mode, subset)
-    if not (cached and os.path.exists(log) and "Perplexity: " in open(log).read()):
-        with open(log, "w") as f:
-            rc = subprocess.call(cmd, cwd=ROOT, env=env(args.threads), stdout=f,
-                                 stderr=subprocess.STDOUT)
-        if rc != 0:
-            sys.exit(f"fairseq-eval-lm failed: {q(cmd)}; see {log}")
-    return perplexity_from_log(open(log).read()), q(cmd)
 
 
 def perplexity_from_log(text):
@@ -284,32 +202,18 @@ def perplexity_from_log(text):
     return 2.0 ** float(m.group(1))
 
 
-def count_only(level, data):
-    """Build each model in this process, as fairseq-train would, and print its size."""
-    from fairseq import options, tasks
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-    for name, (_, run_args, _) in runs(level).items():
-        argv = ([data, "--user-dir", os.path.join(ROOT, "durnn_plugin")] + run_args
-                + LEVELS[level]["train_options"] + ["--cpu"])
-        a = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
-        cfg = convert_namespace_to_omegaconf(a)
-        model = tasks.setup_task(cfg.task).build_model(cfg.model)
-        print(f"{name:12s} {sum(p.numel() for p in model.parameters()):,}")
-
-
 def prepare(level, data):
     """Write the Brown split of ``level`` and binarise it into ``data`` (skipped if present)."""
     if os.path.exists(os.path.join(data, "dict.txt")):
         return
-    work = os.path.join(ROOT, "examples/language_model/work")
-    text = os.path.join(work, "brown" if level == "word" else "brown-char")
-    subprocess.check_call([os.path.join(BIN, "python"), os.path.join(HERE, "prepare_brown.py"),
-                           "--workdir", work, "--level", level])
-    subprocess.check_call([os.path.join(BIN, "fairseq-preprocess"), "--only-source",
+    text = os.path.join(WORK, "brown" if level == "word" else "brown-char")
+    subprocess.check_call([sys.executable, os.path.join(HERE, "prepare_brown.py"),
+                           "--workdir", WORK, "--level", level])
+    subprocess.check_call([os.path.join(runs.BIN, "fairseq-preprocess"), "--only-source",
                            "--trainpref", os.path.join(text, "train.txt"),
                            "--validpref", os.path.join(text, "valid.txt"),
                            "--testpref", os.path.join(text, "test.txt"),
-                           "--destdir", data, "--workers", "2"], env=env(2))
+                           "--destdir", data, "--workers", "2"])
 
 
 def in_units(level, ppl):
@@ -317,118 +221,119 @@ def in_units(level, ppl):
     return ppl if level == "word" else math.log2(ppl)
 
 
-def cpu_model():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "?"
+def evaluations(args, name):
+    """The fairseq-eval-lm runs of run ``name``'s best checkpoint: {mode: {subset: Run}}."""
+    ckpt = os.path.join(args.work, name, "checkpoints", "checkpoint_best.pt")
+    return {mode: {subset: runs.Run(f"{name} eval {mode} {subset}",
+                                    tuple(eval_cmd(args.level, args.data, ckpt, mode, subset)),
+                                    os.path.join(args.work, name, f"eval_{mode}_{subset}.log"),
+                                    args.threads)
+                   for subset in ("valid", "test")}
+            for mode in models(args.level)[name][2]}
 
 
-def plot(level, rows, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, label, info in rows:
-        xs = [c[0] for c in info["curve"]]
-        ys = [in_units(level, c[2]) for c in info["curve"]]
-        ax.plot(xs, ys, marker="o", label=f"{label} ({info['params']} params)")
-    ax.set_xlabel("seconds since fairseq-train started (training + validation + saving)")
-    unit = UNITS[level]
-    ax.set_ylabel(f"valid {unit} (fairseq-train validation)")
-    ax.set_yscale("log")
-    ax.set_title(f"Brown, {level} level, CPU: valid {unit} vs wall time")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+def evaluated(run):
+    """The result of an evaluation's log, None if it holds none."""
+    if not os.path.exists(run.log):
+        return None
+    with open(run.log) as f:
+        text = f.read()
+    return perplexity_from_log(text) if "Perplexity: " in text else None
+
+
+def parser():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    runs.add_options(ap, ORDER, ORDER, None, 300,
+                     work_help="work/compare, or work/compare-char at --level char")
+    ap.add_argument("--level", choices=sorted(LEVELS), default="word")
+    ap.add_argument("--data", help="binarised data (default: work/brown-bin or "
+                    "work/brown-char-bin, prepared when missing)")
+    ap.add_argument("--validate-interval-updates", type=int, default=150)
+    ap.add_argument("--tbptt-options", default="",
+                    help="more fairseq-train options for durnn-tbptt, e.g. '--state-cache'")
+    ap.add_argument("--durnn-options", default="", help="more fairseq-train options for the "
+                    "stateless durnn run, e.g. '--u-gamma 1.0'")
+    return ap
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--budget-seconds", type=float, default=300,
-                    help="wall-clock training budget per run (default 300)")
-    ap.add_argument("--level", choices=sorted(LEVELS), default="word")
-    ap.add_argument("--data", help="binarised data (default: work/brown-bin or work/brown-char-bin, "
-                    "prepared when missing)")
-    ap.add_argument("--work", help="output directory (default: work/compare or work/compare-char)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--validate-interval-updates", type=int, default=150)
-    ap.add_argument("--runs", default=",".join(ORDER), help="comma-separated subset of " + ",".join(ORDER))
-    ap.add_argument("--skip-train", action="store_true", help="reuse existing runs in --work")
-    ap.add_argument("--count-only", action="store_true")
-    ap.add_argument("--tbptt-options", default="",
-                    help="more fairseq-train options for durnn-tbptt, e.g. '--state-cache'")
-    ap.add_argument("--durnn-options", default="",
-                    help="more fairseq-train options for the stateless durnn run, e.g. '--u-gamma 1.0'")
-    ap.add_argument("--concurrent", action="store_true",
-                    help="train all runs at the same time (each with --threads threads)")
+    ap = parser()
     args = ap.parse_args()
-    work = os.path.join(ROOT, "examples/language_model/work")
-    args.data = args.data or os.path.join(work, LEVELS[args.level]["data"])
-    args.work = args.work or os.path.join(work, "compare" + ("" if args.level == "word" else "-char"))
+    names = runs.selected(ap, args, ORDER)
+    args.data = args.data or os.path.join(WORK, LEVELS[args.level]["data"])
+    args.work = args.work or os.path.join(WORK, "compare" + ("" if args.level == "word"
+                                                             else "-char"))
     prepare(args.level, args.data)
     if args.count_only:
-        return count_only(args.level, args.data)
-    names = [n for n in ORDER if n in args.runs.split(",")]
-    os.makedirs(args.work, exist_ok=True)
-    started = datetime.datetime.utcnow()
-    if args.skip_train:  # the date of the training runs: when the first one started
-        started = min(training_started(os.path.join(args.work, n)) for n in names)
-    elif args.concurrent:
-        with ThreadPoolExecutor(len(names)) as pool:
-            list(pool.map(lambda n: train(n, args, os.path.join(args.work, n)), names))
-    else:
-        for name in names:  # strictly one after the other
-            train(name, args, os.path.join(args.work, name))
-    print(f"\n== evaluate ({datetime.datetime.utcnow():%H:%M:%S} UTC)", flush=True)
-    rows, table, cmds = [], [], []
-    for name in names:
-        run_dir = os.path.join(args.work, name)
-        info = parse_train(run_dir)
-        label = runs(args.level)[name][0]
-        rows.append((name, label, info))
-        cmds.append(f"- `{name}` train: `{info['cmd']}`")
-        if info["failed"]:
-            err = (re.findall(r"^\w*Error: .*$", open(os.path.join(run_dir, "train.log")).read(),
-                              re.M) or ["failed"])[-1]
-            table.append(f"| {label} | - | {info['params']} | {info['updates']} | "
-                         f"FAILED: {err} | - | {info['budget']} s | `{name}` |")
-            continue
-        for mode in runs(args.level)[name][2]:
-            vppl, vcmd = evaluate(name, mode, "valid", args, run_dir, cached=args.skip_train)
-            tppl, tcmd = evaluate(name, mode, "test", args, run_dir, cached=args.skip_train)
-            cmds.append(f"- `{name}` eval {mode}: `{tcmd}` (and `--gen-subset valid`)")
-            table.append(f"| {label} | {mode} | {info['params']} | {info['updates']} | "
-                         f"{in_units(args.level, vppl):.3f} | {in_units(args.level, tppl):.3f} | "
-                         f"{info['budget']} s "
-                         f"(fairseq {info['fairseq_s']} s) | `{name}` |")
-    machine = f"{cpu_model()}, {os.cpu_count()} cores, {args.threads} threads"
-    extra_options = args.durnn_options or args.tbptt_options
+        for name in names:
+            count = runs.count_parameters(model_args(args.level, name, args.data) + ["--cpu"])
+            print(f"{name:12s} {count:,}")
+        return
+    extra = {"durnn": args.durnn_options, "durnn-tbptt": args.tbptt_options}
+    plan = [runs.Run(name, tuple(train_cmd(args.level, name, args.data,
+                                           os.path.join(args.work, name, "checkpoints"),
+                                           args.budget_seconds, args.validate_interval_updates)
+                                 + shlex.split(extra.get(name, ""))),
+                     os.path.join(args.work, name, "train.log"), args.threads)
+            for name in names]
+    codes = {}
+    if not args.skip_train:
+        for name in names:  # a leftover checkpoint_last.pt would resume
+            shutil.rmtree(os.path.join(args.work, name), ignore_errors=True)
+        codes = runs.run_all(plan, args.jobs)
+    logs = {run.name: runs.read_log(run.log) for run in plan}
+    failed = {name for name in names if codes.get(name) or not os.path.exists(
+        os.path.join(args.work, name, "checkpoints", "checkpoint_best.pt"))}
+    evals = {name: evaluations(args, name) for name in names if name not in failed}
+    todo = [r for by_mode in evals.values() for by_subset in by_mode.values()
+            for r in by_subset.values() if not (args.skip_train and evaluated(r))]
+    codes.update(runs.run_all(todo, args.jobs))
     unit = UNITS[args.level]
+    rows, commands = [], []
+    for name, run in zip(names, plan):
+        label, log = models(args.level)[name][0], logs[name]
+        commands.append(f"- `{name}` train: `{log.command or runs.shown(run)}`")
+        params, trained = log.params_shown(), f"{log.seconds or '?'} s"
+        if name in failed:
+            rows.append([label, "-", params, log.updates, f"FAILED: {log.error or 'failed'}",
+                         "-", trained, f"`{name}`"])
+        for mode, by_subset in evals.get(name, {}).items():
+            got = {s: evaluated(r) for s, r in by_subset.items()}
+            got = {s: "-" if v is None else f"{in_units(args.level, v):.3f}"
+                   for s, v in got.items()}
+            commands.append(f"- `{name}` eval {mode}: `{runs.shown(by_subset['test'])}` "
+                            "(and `--gen-subset valid`)")
+            rows.append([label, mode, params, log.updates, got["valid"], got["test"], trained,
+                         f"`{name}`"])
+    started = runs.started(logs.values())
+    extra_options = args.durnn_options or args.tbptt_options
     out = [f"# Brown {args.level}-level LM race (compare.py)", "",
-           f"Command: `{q([sys.executable and rel(sys.executable)] + sys.argv)}`  ",
-           f"Machine: {machine}  ",
-           f"Date: {started:%Y-%m-%d %H:%M} UTC (runs "
-           f"{'concurrent' if args.concurrent else 'sequential'}, CPU, --seed 1"
-           f"{' unless the extra options set another' if extra_options else ''})",
-           "",
-           f"| model | eval | params | updates | valid {unit} | test {unit} | budget | run |",
-           "|---|---|---:|---:|---:|---:|---|---|"] + table + [
-           "", f"eval: stateless = `--task language_modeling --context-window 0` "
-           f"({LEVELS[args.level]['tokens']}-token blocks, no carried state); stateful = "
-           "`--task durnn_language_modeling --batch-size 32` (state carried along 32 streams). "
-           f"Test/valid {unit} from fairseq-eval-lm on "
-           "checkpoint_best.pt; params = fairseq-train's \"num. shared model params\".", "",
-           "Exact commands (run from the repository root, OMP_NUM_THREADS=MKL_NUM_THREADS="
-           f"{args.threads}):", ""] + cmds + ["", "Learning curves: `curves.png`; points in "
-           "`<run>/valid.tsv` (seconds since fairseq-train started, updates, valid ppl per token)."]
+           f"Command: `{runs.command_line()}`  ",
+           f"Machine: {runs.machine(args.threads, args.jobs, len(names))}  ",
+           f"Date: {started:%Y-%m-%d %H:%M} UTC ({args.budget_seconds:g} s per run, CPU, "
+           f"--seed 1{' unless the extra options set another' if extra_options else ''})", ""]
+    out += runs.markdown_table(["model", "eval", "params", "updates", f"valid {unit}",
+                                f"test {unit}", "training", "run"], rows)
+    out += ["", f"eval: stateless = `--task language_modeling --context-window 0` "
+            f"({LEVELS[args.level]['tokens']}-token blocks, no carried state); stateful = "
+            "`--task durnn_language_modeling --batch-size 32` (state carried along 32 streams). "
+            f"Test/valid {unit} from fairseq-eval-lm on checkpoint_best.pt; params = "
+            "fairseq-train's \"num. shared model params\"; training = fairseq's \"done training "
+            "in\".", "", "Exact commands (run from the repository root):", ""] + commands
+    out += ["", "Learning curves: `curves.png` (valid points of each `<run>/train.log`)."]
     with open(os.path.join(args.work, "results.md"), "w") as f:
         f.write("\n".join(out) + "\n")
-    plot(args.level, rows, os.path.join(args.work, "curves.png"))
-    print("\n".join(out[:9 + len(table)]))
-    print(f"\nresults: {rel(os.path.join(args.work, 'results.md'))}  "
-          f"curves: {rel(os.path.join(args.work, 'curves.png'))}")
+    series = {f"{models(args.level)[n][0]} ({logs[n].params_shown()} params)":
+              [(s, in_units(args.level, v)) for s, _, v in logs[n].curve("ppl", "valid")]
+              for n in names}
+    runs.plot(os.path.join(args.work, "curves.png"), [runs.Panel(
+        "seconds since fairseq-train's first log line (training + validation + saving)",
+        f"valid {unit} (fairseq-train validation)", series, log_y=True)],
+        f"Brown, {args.level} level, CPU: valid {unit} vs wall time")
+    print("\n".join(out[:8 + len(rows)]))
+    print(f"\nresults: {runs.rel(os.path.join(args.work, 'results.md'))}  "
+          f"curves: {runs.rel(os.path.join(args.work, 'curves.png'))}")
+    runs.check(plan + todo, codes)
 
 
 if __name__ == "__main__":

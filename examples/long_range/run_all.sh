@@ -18,7 +18,8 @@ WORK=${WORK:-examples/long_range/work}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
 bash examples/setup_venv.sh
-RACE=(.venv/bin/python examples/long_range/race.py --workdir "$WORK" --budget-seconds "$BUDGET")
+RACE=(.venv/bin/python examples/long_range/race.py --work "$WORK" --budget-seconds "$BUDGET"
+      --threads "$THREADS")
 
 # adding problem: DuRNN vs IndRNN vs LSTM at T = 100 (a check that it learns), 1000 and 5000
 "${RACE[@]}" adding --seq-len 100 --runs durnn,indrnn,lstm --validate-every 50 --valid-size 500

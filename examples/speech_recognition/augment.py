@@ -51,6 +51,18 @@ SAMPLE_RATE = 16000
 NOISE_TYPES = ("white", "pink", "brown", "babble")
 NOISE_SECONDS = 30
 PEAK_DBFS = -1.0
+# The recipe's default augmentation (run_digits.sh's PREPARE_ARGS, the speech race's "all"):
+# every effect of the README's ablation, its prepare_speech options by the ablation's names.
+DEFAULT_EFFECTS = {
+    "speed": "--speed-perturb 0.9,1.0,1.1",
+    "tempo": "--tempo-jitter 0.1",
+    "pitch": "--pitch-jitter 150",
+    "noise": "--noise-prob 0.5 --snr-db 5,30",
+    "reverb": "--reverb-prob 0.3",
+    "telephone": "--telephone-prob 0.3",
+    "gain": "--gain-db 20",
+}
+DEFAULT_OPTIONS = " ".join(DEFAULT_EFFECTS.values())
 ROOM_TONES = ("white", "pink", "brown")
 ROOM_TONE_PROB = 0.5
 ROOM_TONE_SNR_DB = (30.0, 60.0)

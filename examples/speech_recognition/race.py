@@ -24,35 +24,36 @@ Every run is ``run_digits.sh`` with ``PREPARE=0`` on a data directory prepared o
 variant (``WORK/<plan>/data-<variant>``, the speech itself synthesised once in
 ``WORK/<plan>/wav``), so all runs share its training and decoding settings: ``--seed 1``, Adam
 2e-3 with 200 warm-up updates, ``--stop-time-hours`` = the budget (fairseq's clock, from the
-trainer's creation, validation and saving included), beam 5. ``--jobs N`` runs N at a time,
-each with ``--threads`` threads (the table's header states both). Outputs:
-``WORK/<plan>/<run>/`` (``run_digits.sh``'s), ``WORK/<plan>/table.md`` (WER per test set and
-held-out voice, parameters, updates, the machine, the date, every command) and
-``WORK/<plan>/curves.png`` (dev loss and accuracy against seconds since the fairseq-train
-process started, from its log's time stamps). ``--skip-train`` rebuilds table and plot from
-the runs' ``results.txt`` and logs.
+trainer's creation, validation and saving included), beam 5. The runs go through
+``examples/runs.py``: ``--jobs N`` runs N at a time, each with ``--threads`` threads (the
+table's header states both), the options are those of the other races (``--runs``,
+``--budget-seconds``, ``--work``, ``--skip-train``; ``--only`` and ``--minutes`` still work).
+Outputs: ``WORK/<plan>/prepare-<variant>.log``, ``WORK/<plan>/<run>.out`` (each run's
+``run_digits.sh`` output) and ``WORK/<plan>/<run>/`` (its files), ``WORK/<plan>/table.md``
+(WER per test set and held-out voice, parameters, updates, the machine, the date, every
+command) and ``WORK/<plan>/curves.png`` (dev loss and accuracy against seconds since
+fairseq-train's first log line). ``--skip-train`` rebuilds table and plot from the runs'
+``results.txt`` and logs.
 """
 import argparse
-import datetime
-import logging
 import os
-import platform
 import re
 import shlex
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
+from examples import runs
+from examples.speech_recognition import augment
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 PARAM_TOLERANCE = 0.05
 RUN_SCRIPT = "examples/speech_recognition/run_digits.sh"
 
 
 @dataclass(frozen=True)
-class Run:
+class Entry:
+    """One run of a plan: the model, and the data variant it trains on."""
     name: str
     arch: str
     model_args: str
@@ -80,56 +81,32 @@ RACE = {
 }
 ABLATION_TEXTS = ("--train-texts digit=20,digits=150,number=150,time=40,date=40 "
                   "--eval-texts digit=11,digits=40,number=40,time=15,date=15")
-ABLATION = {
-    "none": "",
-    "speed": "--speed-perturb 0.9,1.0,1.1",
-    "tempo": "--tempo-jitter 0.1",
-    "pitch": "--pitch-jitter 150",
-    "noise": "--noise-prob 0.5 --snr-db 5,30",
-    "reverb": "--reverb-prob 0.3",
-    "telephone": "--telephone-prob 0.3",
-    "gain": "--gain-db 20",
-    "no-specaugment": "--no-specaugment",
-    "all": "--speed-perturb 0.9,1.0,1.1 --tempo-jitter 0.1 --pitch-jitter 150 --noise-prob 0.5 "
-           "--reverb-prob 0.3 --telephone-prob 0.3 --gain-db 20",
-}
+# one effect of the default augmentation at a time, then all of them
+ABLATION = {"none": "", **augment.DEFAULT_EFFECTS, "no-specaugment": "--no-specaugment",
+            "all": augment.DEFAULT_OPTIONS}
 PLANS = {"race": 20, "ablation": 10}  # minutes per run
-VALID = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \| INFO \| \S+ \| .*valid on 'dev' "
-                   r"subset \| loss ([0-9.]+) .*\| accuracy ([0-9.]+) .*\| num_updates (\d+)")
-STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \|")
 RESULT_SET = re.compile(r"^(test_\w+) \(fairseq-generate: (.*)\):$")
 RESULT_VOICE = re.compile(r"^\s+(\S+)\s+WER\s+([0-9.]+) \((\d+) words, (\d+) utterances\)$")
 
 
-def plan_runs(plan: str, prepare_args: str = "") -> List[Run]:
+def plan_entries(plan: str, prepare_args: str = "") -> List[Entry]:
     if plan == "race":
-        return [Run(name, arch, args, "race", prepare_args, train_args)
+        return [Entry(name, arch, args, "race", prepare_args, train_args)
                 for name, (arch, args, train_args) in RACE.items()]
-    return [Run(name, "s2t_durnn_s", "", name, f"{ABLATION_TEXTS} {args} {prepare_args}".strip())
+    return [Entry(name, "s2t_durnn_s", "", name,
+                  f"{ABLATION_TEXTS} {args} {prepare_args}".strip())
             for name, args in ABLATION.items()]
 
 
-def build_model(data_dir: str, arch: str, model_args: str):
-    """``arch`` with ``model_args`` built by fairseq's ``speech_to_text`` task on ``data_dir``
-    (its ``config.yaml`` and dictionary)."""
-    import durnn_plugin  # noqa: F401
-    from fairseq import options, tasks
-
-    for name in ("fairseq", "durnn_plugin", "hydra", "matplotlib"):  # build and plot quietly
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-
-    parser = options.get_training_parser(default_task="speech_to_text")
-    args = options.parse_args_and_arch(parser, [data_dir, "--task", "speech_to_text",
-                                                "--arch", arch, *shlex.split(model_args)])
-    cfg = convert_namespace_to_omegaconf(args)
-    return tasks.setup_task(cfg.task).build_model(cfg.model)
+def model_options(data_dir: str, arch: str, model_args: str) -> List[str]:
+    """fairseq's ``speech_to_text`` task options that build ``arch`` with ``model_args`` on
+    ``data_dir`` (its ``config.yaml`` and dictionary)."""
+    return [data_dir, "--task", "speech_to_text", "--arch", arch, *shlex.split(model_args)]
 
 
 def param_count(data_dir: str, arch: str, model_args: str) -> int:
     """Parameters used in decoding (a CTC output layer, used in training only, is left out)."""
-    return sum(p.numel() for name, p in build_model(data_dir, arch, model_args).named_parameters()
-               if "ctc_proj" not in name)
+    return runs.count_parameters(model_options(data_dir, arch, model_args), leave_out="ctc_proj")
 
 
 def check_counts(counts: Dict[str, int]) -> str:
@@ -144,26 +121,12 @@ def check_counts(counts: Dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-def learning_curve(log_path: str) -> List[Tuple[float, int, float, float]]:
-    """``[(seconds since the log's first line, updates, dev loss, dev accuracy)]`` from a
-    fairseq-train log (``--log-format simple``)."""
-    start, points = None, []
-    with open(log_path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            stamp = STAMP.match(line)
-            if stamp and start is None:
-                start = datetime.datetime.fromisoformat(stamp.group(1))
-            m = VALID.match(line)
-            if m:
-                t = (datetime.datetime.fromisoformat(m.group(1)) - start).total_seconds()
-                points.append((t, int(m.group(4)), float(m.group(2)), float(m.group(3))))
-    return points
-
-
 def read_results(path: str) -> Dict[str, Dict[str, Tuple[float, int]]]:
     """``{test set: {voice or "all": (WER %, words)}}`` from ``run_digits.sh``'s
-    ``results.txt``."""
+    ``results.txt`` (empty when the run left none)."""
     out, current = {}, None
+    if not os.path.exists(path):
+        return out
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\n")
@@ -177,148 +140,102 @@ def read_results(path: str) -> Dict[str, Dict[str, Tuple[float, int]]]:
     return out
 
 
-def table(runs: Sequence[Run], results: Dict[str, dict], extra: Dict[str, str]) -> str:
-    """Markdown: one table per test set, a row per run, a column per held-out voice."""
+def table(names: Sequence[str], results: Dict[str, dict], extra: Dict[str, list]) -> str:
+    """Markdown: one table per test set, a row per run, a column per held-out voice, then the
+    cells of ``extra`` (parameters, updates)."""
     sets = sorted({s for r in results.values() for s in r})
     lines = []
     for test_set in sets:
         voices = sorted({v for r in results.values() for v in r.get(test_set, {}) if v != "all"})
+        rows = []
+        for name in names:
+            got = results.get(name, {}).get(test_set, {})
+            rows.append([name] + [f"{got[v][0]:.2f}" if v in got else "-"
+                                  for v in voices + ["all"]] + extra.get(name, ["", ""]))
         lines += [f"**{test_set}** (WER %)", "",
-                  "| run | " + " | ".join(voices) + " | all | parameters | updates |",
-                  "|---" * (len(voices) + 4) + "|"]
-        for run in runs:
-            got = results.get(run.name, {}).get(test_set, {})
-            cells = [f"{got[v][0]:.2f}" if v in got else "-" for v in voices + ["all"]]
-            lines.append(f"| {run.name} | " + " | ".join(cells) + f" | {extra.get(run.name, '')} |")
-        lines.append("")
+                  *runs.markdown_table(["run", *voices, "all", "parameters", "updates"], rows),
+                  ""]
     return "\n".join(lines)
 
 
-def plot(curves: Dict[str, list], path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, points in curves.items():
-        if points:
-            t, _, loss, acc = zip(*points)
-            loss_ax.plot(t, loss, ".-", label=name)
-            acc_ax.plot(t, acc, ".-", label=name)
-    for ax, label in ((loss_ax, "dev loss"), (acc_ax, "dev token accuracy %")):
-        ax.set_xlabel("seconds since fairseq-train started")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    loss_ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+def curves_panels(logs: Dict[str, runs.TrainLog]) -> List[runs.Panel]:
+    """Dev loss and dev token accuracy against seconds, one curve per run."""
+    return [runs.Panel("seconds since fairseq-train's first log line", label,
+                       {name: [(s, v) for s, _, v in log.curve(metric, "dev")]
+                        for name, log in logs.items()})
+            for metric, label in (("loss", "dev loss"), ("accuracy", "dev token accuracy %"))]
 
 
-def run_all(runs: Sequence[Run], envs: Dict[str, dict], commands: Sequence[str], root: str,
-            jobs: int, script: str = RUN_SCRIPT) -> None:
-    """``script`` (``run_digits.sh``) for every run, ``jobs`` at a time, each with its
-    environment from ``envs``; each run's output goes to ``ROOT/<run>.out``. Raises
-    CalledProcessError naming the first run that failed, after the others have ended."""
-    pending, active = list(zip(runs, commands)), []
-    while pending or active:
-        while pending and len(active) < jobs:
-            run, cmd = pending.pop(0)
-            print(f"== {run.name}: {cmd}", flush=True)
-            out = open(os.path.join(root, f"{run.name}.out"), "w", encoding="utf-8")
-            active.append((run, subprocess.Popen(
-                ["bash", script], cwd=REPO,
-                env=envs[run.name], stdout=out, stderr=subprocess.STDOUT), out))
-        time.sleep(2)
-        for entry in [a for a in active if a[1].poll() is not None]:
-            run, proc, out = entry
-            active.remove(entry)
-            out.close()
-            print(f"== {run.name}: exit {proc.returncode}", flush=True)
-            if proc.returncode:
-                for _, other, _ in active:
-                    other.wait()
-                raise subprocess.CalledProcessError(proc.returncode, f"run {run.name}")
+def minutes(text: str) -> float:
+    """``--minutes M`` as seconds."""
+    return 60 * float(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("plan", choices=sorted(PLANS))
+    known = list(dict.fromkeys([*RACE, *ABLATION]))
+    runs.add_options(ap, known, [], os.path.join(HERE, "work"), None)
+    ap.add_argument("--minutes", dest="budget_seconds", type=minutes,
+                    help="the budget in minutes (default: race 20, ablation 10)")
+    ap.add_argument("--prepare-args", default="",
+                    help="more prepare_speech.py options for every data variant")
+    return ap
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("plan", choices=sorted(PLANS))
-    ap.add_argument("--minutes", type=float, default=None,
-                    help="training budget per run (default: race 20, ablation 10)")
-    ap.add_argument("--work", default=os.path.join(HERE, "work"),
-                    help="work directory; the plan's files go to WORK/PLAN (default: %(default)s)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads per run")
-    ap.add_argument("--jobs", type=int, default=1,
-                    help="runs at a time (default 1; jobs x threads should not exceed the cores)")
-    ap.add_argument("--only", default="", help="comma-separated run names (default: all)")
-    ap.add_argument("--prepare-args", default="",
-                    help="more prepare_speech.py options for every data variant")
-    ap.add_argument("--count-only", action="store_true",
-                    help="prepare the data, print the parameter counts, train nothing")
-    ap.add_argument("--skip-train", action="store_true",
-                    help="rebuild table.md and curves.png from existing runs")
+    ap = parser()
     args = ap.parse_args(argv)
-
-    runs = plan_runs(args.plan, args.prepare_args)
-    names = [n for n in args.only.split(",") if n]
-    unknown = sorted(set(names) - {r.name for r in runs})
-    if unknown:
-        ap.error(f"--only {args.only}: unknown runs {unknown}; allowed: "
-                 f"{', '.join(r.name for r in runs)}")
-    runs = [r for r in runs if not names or r.name in names]
-    minutes = args.minutes if args.minutes is not None else PLANS[args.plan]
+    entries = plan_entries(args.plan, args.prepare_args)
+    args.runs = args.runs or ",".join(e.name for e in entries)
+    names = runs.selected(ap, args, [e.name for e in entries])
+    entries = [e for e in entries if e.name in names]
+    seconds = args.budget_seconds or 60 * PLANS[args.plan]
     root = os.path.abspath(os.path.join(args.work, args.plan))
-    python = sys.executable
-    shown_python = os.path.relpath(python, REPO) if python.startswith(REPO + os.sep) else python
-    commands = []
 
-    def data_dir(run):
-        return os.path.join(root, f"data-{run.data}")
+    def data_dir(entry):
+        return os.path.join(root, f"data-{entry.data}")
 
-    if not args.skip_train:
-        for run in {r.data: r for r in runs}.values():
-            cmd = [shown_python, "-m", "examples.speech_recognition.prepare_speech",
-                   "--workdir", root, "--data-dir", data_dir(run),
-                   *shlex.split(run.prepare_args)]
-            commands.append(shlex.join(cmd))
-            subprocess.run([python, *cmd[1:]], cwd=REPO, check=True)
-    counts = {r.name: param_count(data_dir(r), r.arch, r.model_args) for r in runs}
+    prepares = [runs.Run(f"prepare {e.data}", (
+        sys.executable, "-m", "examples.speech_recognition.prepare_speech", "--workdir", root,
+        "--data-dir", data_dir(e), *shlex.split(e.prepare_args)),
+        os.path.join(root, f"prepare-{e.data}.log"), args.threads)
+        for e in {e.data: e for e in entries}.values()]
+    if not args.skip_train:  # one after another: the variants share the synthesised speech
+        runs.check(prepares, runs.run_all(prepares, jobs=1))
+    counts = {e.name: param_count(data_dir(e), e.arch, e.model_args) for e in entries}
     try:
         print(check_counts(counts), flush=True)
     except ValueError as err:
         sys.exit(f"race.py: error: {err}")
     if args.count_only:
         return
-    envs = {}
-    for run in runs:
-        work = os.path.join(root, run.name)
-        envs[run.name] = dict(os.environ, ARCH=run.arch, MODEL_ARGS=run.model_args, WORK=work,
-                              DATA=data_dir(run), PREPARE="0", THREADS=str(args.threads),
-                              TRAIN_MINUTES=f"{minutes:g}", TRAIN_ARGS=run.train_args,
-                              VENV=os.path.dirname(os.path.dirname(python)))
-        commands.append(" ".join(f"{k}={shlex.quote(envs[run.name][k])}" for k in
-                                 ("ARCH", "MODEL_ARGS", "TRAIN_ARGS", "WORK", "DATA", "PREPARE",
-                                  "THREADS", "TRAIN_MINUTES"))
-                        + f" bash {RUN_SCRIPT}")
-    if not args.skip_train:
-        run_all(runs, envs, commands[-len(runs):], root, args.jobs)
-    results, curves, extra = {}, {}, {}
-    for run in runs:
-        work = envs[run.name]["WORK"]
-        results[run.name] = read_results(os.path.join(work, "results.txt"))
-        curves[run.name] = learning_curve(os.path.join(work, "logs", "train.log"))
-        updates = curves[run.name][-1][1] if curves[run.name] else "-"
-        extra[run.name] = f"{counts[run.name]:,} | {updates}"
-    header = (f"{args.plan}, {minutes:g} min per run, {args.threads} threads per run, "
-              f"{args.jobs} run(s) at a time, "
-              f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs), "
-              f"{datetime.date.today().isoformat()}\n\n")
-    text = header + table(runs, results, extra) + "\ncommands:\n\n" + "\n".join(
+    plan = [runs.Run(e.name, ("bash", RUN_SCRIPT), os.path.join(root, f"{e.name}.out"),
+                     args.threads, dict(ARCH=e.arch, MODEL_ARGS=e.model_args,
+                                        TRAIN_ARGS=e.train_args,
+                                        WORK=os.path.join(root, e.name), DATA=data_dir(e),
+                                        PREPARE="0", THREADS=str(args.threads),
+                                        TRAIN_MINUTES=f"{seconds / 60:g}",
+                                        VENV=os.path.dirname(runs.BIN)))
+            for e in entries]
+    codes = {} if args.skip_train else runs.run_all(plan, args.jobs)
+    results, logs, extra = {}, {}, {}
+    for run in plan:
+        results[run.name] = read_results(os.path.join(run.env["WORK"], "results.txt"))
+        log = os.path.join(run.env["WORK"], "logs", "train.log")
+        logs[run.name] = runs.read_log(log) if os.path.exists(log) else runs.TrainLog()
+        extra[run.name] = [f"{counts[run.name]:,}", logs[run.name].updates or "-"]
+    header = (f"{args.plan}, {seconds / 60:g} min per run, "
+              f"{runs.machine(args.threads, args.jobs, len(plan))}, "
+              f"{runs.started(logs.values()):%Y-%m-%d} UTC\n\n")
+    commands = [runs.shown(r) for r in prepares + plan]
+    text = header + table(names, results, extra) + "\ncommands:\n\n" + "\n".join(
         f"    {c}" for c in commands) + "\n"
     with open(os.path.join(root, "table.md"), "w", encoding="utf-8") as f:
         f.write(text)
-    plot(curves, os.path.join(root, "curves.png"))
+    runs.plot(os.path.join(root, "curves.png"), curves_panels(logs))
     print(text + f"\n{os.path.join(root, 'table.md')}, {os.path.join(root, 'curves.png')}")
+    runs.check(plan, codes)
 
 
 if __name__ == "__main__":

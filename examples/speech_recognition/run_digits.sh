@@ -16,7 +16,7 @@
 #   THREADS        CPU threads for torch (default 2)
 #   WORK           work directory (default examples/speech_recognition/work)
 #   PREPARE_ARGS   options of prepare_speech.py (default: every augmentation of the training
-#                  copies, $AUGMENT below, the best variant of the README's ablation on the
+#                  copies, augment.DEFAULT_OPTIONS, the best variant of the README's ablation on the
 #                  voice of an unseen engine; PREPARE_ARGS="" trains on the clean speech only)
 #   DATA           the data directory (default $WORK/data)
 #   PREPARE        1: run prepare_speech.py first (default); 0: use the existing $DATA
@@ -33,9 +33,6 @@ TRAIN_ARGS=${TRAIN_ARGS:-}
 TRAIN_MINUTES=${TRAIN_MINUTES:-30}
 THREADS=${THREADS:-2}
 WORK=${WORK:-examples/speech_recognition/work}
-AUGMENT="--speed-perturb 0.9,1.0,1.1 --tempo-jitter 0.1 --pitch-jitter 150 --noise-prob 0.5
-  --reverb-prob 0.3 --telephone-prob 0.3 --gain-db 20"
-PREPARE_ARGS=${PREPARE_ARGS-$AUGMENT}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
 DATA=${DATA:-$WORK/data}
@@ -56,6 +53,8 @@ if [ -z "${VENV:-}" ]; then
   VENV=.venv
 fi
 BIN=$VENV/bin
+AUGMENT="from examples.speech_recognition import augment; print(augment.DEFAULT_OPTIONS)"
+PREPARE_ARGS=${PREPARE_ARGS-$($BIN/python -c "$AUGMENT")}
 # the same task for training and decoding: rows checked at load time, every row decoded
 # (fairseq-fixed 0.12.3.1 drops a last batch smaller than --required-batch-size-multiple)
 TASK=(--user-dir durnn_plugin --task durnn_speech_to_text --required-batch-size-multiple 1
