@@ -41,6 +41,7 @@ import logging
 import os
 import random
 import sys
+import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -157,6 +158,54 @@ def uncovered_characters(train: Sequence[Utterance], held_out: Sequence[Utteranc
     return "".join(sorted(set("".join(u.text for u in held_out)) - seen))
 
 
+PROGRESS_SECONDS = 30
+
+
+class SplitProgress:
+    """While a split is prepared, a line every ``every`` seconds counting the files written
+    since it started: WAV files synthesised (their ``.wav.txt`` stamps in ``wav_dir``),
+    augmented copies (stamps in ``aug_dir``) and feature files (``.npy`` in the feature
+    directories; a hard link between them is counted once). Files kept from an earlier run
+    (there, unchanged, when the split started) are not counted."""
+
+    def __init__(self, name: str, total: int, wav_dir: str, aug_dir: str,
+                 feat_dirs: Sequence[str], every: float = PROGRESS_SECONDS):
+        self.name, self.total, self.every = name, total, every
+        self.dirs = {"synthesised": ([wav_dir], ".wav.txt"), "augmented": ([aug_dir], ".wav.txt"),
+                     "features": (list(feat_dirs), ".npy")}
+        self.start = time.time()
+        self.before = {what: self.files(*where) for what, where in self.dirs.items()}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def files(dirs: Sequence[str], suffix: str) -> set:
+        """``{(inode, mtime in ns)}`` of the files ending in ``suffix`` in ``dirs``."""
+        out = set()
+        for d in filter(os.path.isdir, dirs):
+            with os.scandir(d) as entries:
+                for e in entries:
+                    if e.name.endswith(suffix):
+                        st = e.stat()
+                        out.add(((st.st_dev, st.st_ino), st.st_mtime_ns))
+        return out
+
+    def line(self) -> str:
+        counts = ", ".join(f"{what} {len(self.files(*where) - self.before[what])}"
+                           for what, where in self.dirs.items())
+        return (f"  {self.name}: {counts} new files of {self.total} utterances "
+                f"({time.time() - self.start:.0f} s)")
+
+    def _run(self) -> None:
+        while not self.done.wait(self.every):
+            print(self.line(), flush=True)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+
 def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
                specaugment: bool, seed: int = 1, workers: int = 2,
                augmentation: augment.Augmentation = augment.Augmentation(),
@@ -174,6 +223,10 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
     allow_empty = [name for name, utts in sets.items() if any(not u.text for u in utts)]
     for name, utts in sets.items():
         t0 = time.time()
+        progress = SplitProgress(name, len(utts), os.path.join(workdir, "wav"),
+                                 os.path.join(data_dir, "wav_aug"),
+                                 [os.path.join(data_dir, "fbank80"),
+                                  os.path.join(workdir, "fbank80")])
         wavs = write_wavs(utts, os.path.join(workdir, "wav"), seed, workers)
         t1 = time.time()
         if name == "train":
@@ -194,6 +247,7 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
             {"id": utt_id, "audio": f"fbank80/{features.feature_file(utt_id, warp)}",
              "n_frames": n, "tgt_text": u.text, "speaker": u.voice}
             for (utt_id, u, _), n, warp in zip(rows, lengths, warps)))
+        progress.stop()
         kept = checked_rows(tsv, features.read_manifest(tsv), data_dir,
                             allow_empty=name in allow_empty)
         voices = sorted({u.voice for u in utts})
