@@ -149,8 +149,11 @@ def number(text: str):
 
 
 def read_log(path: str) -> TrainLog:
-    """What fairseq-train's log (``--log-format simple``) at ``path`` says."""
+    """What fairseq-train's log (``--log-format simple``) at ``path`` says (nothing, if there
+    is no such file: the run did not start)."""
     out = TrainLog()
+    if not os.path.exists(path):
+        return out
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
     if text.startswith("$ "):

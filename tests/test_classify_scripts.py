@@ -43,3 +43,19 @@ def test_bbc_split_is_fixed_per_topic(tmp_path):
     assert ("sport", "Title sport 0 Body text") in splits["test"]  # index 0 -> test
     assert ("sport", "Title sport 11 Body text") in splits["valid"]  # index 11 -> valid
     assert ("tech", "caf\xe9") in splits["train"]  # index 12 -> train; Latin-1 fallback
+
+
+def test_race_report_from_existing_runs(tmp_path, monkeypatch):
+    """--report-only (now also --skip-train) rebuilds results.md from the logs; a run with no
+    log is reported failed."""
+    race = load_example("long_range/race.py")
+    (tmp_path / "adding_T20" / "durnn").mkdir(parents=True)
+    (tmp_path / "adding_T20" / "durnn" / "train.log").write_text("$ fairseq-train x\n" + LOG)
+    monkeypatch.setattr("sys.argv", ["race.py", "adding", "--seq-len", "20", "--runs",
+                                     "durnn,lstm", "--workdir", str(tmp_path), "--report-only"])
+    race.main()
+    text = (tmp_path / "adding_T20" / "results.md").read_text()
+    assert "| durnn | 42,337 | 36 | 16.2 | 9e-05 | 9e-05 | 34 |" in text
+    assert "| lstm | ? | failed, see lstm/train.log |" in text
+    assert "fairseq-train x" in text and "--cell lstm" in text  # the commands
+    assert (tmp_path / "adding_T20" / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,6 +1,7 @@
 """The speech race's pieces: equal parameter counts, the runs of each plan, the augmentation
 defaults run_digits.sh shares, and the reading of fairseq-train logs and run_digits.sh results
 (the runner itself: tests/test_runs.py)."""
+import re
 import subprocess
 import sys
 
@@ -132,3 +133,28 @@ def test_learning_curve_results_and_table(tmp_path):
                                                    [(40.0, 10.5), (90.0, 41)]]
     runs.plot(str(tmp_path / "c.png"), panels)
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_from_existing_runs(tmp_path):
+    """--skip-train (alias --report-only) trains nothing and rebuilds table.md and curves.png;
+    a run that left no results shows "-"."""
+    root = tmp_path / "race"
+    data = root / "data-race"
+    data.mkdir(parents=True)
+    (data / "spm_unigram256.txt").write_text("".join(f"p{i} 1\n" for i in range(252)))
+    features.write_config(str(data), str(data / "spm_unigram256"), specaugment=False)
+    (root / "durnn" / "logs").mkdir(parents=True)
+    (root / "durnn" / "logs" / "train.log").write_text(LOG)
+    (root / "durnn" / "results.txt").write_text(RESULTS)
+    race.main(["race", "--report-only", "--workdir", str(tmp_path), "--only",
+               "durnn,transformer", "--minutes", "3", "--threads", "1", "--concurrent"])
+    text = (root / "table.md").read_text()
+    assert text.startswith("race, 3 min per run, ")
+    assert "1 threads per run, 2 run(s) at a time, " in text
+    assert "2026-12-06 UTC" in text.splitlines()[0]
+    assert re.search(r"^\| durnn \| 10\.00 \| 15\.00 \| 12\.50 \| [\d,]+ \| 50 \|$", text, re.M)
+    assert re.search(r"^\| transformer \| - \| - \| - \| [\d,]+ \| - \|$", text, re.M)
+    assert "ARCH=s2t_durnn_s" in text and "TRAIN_MINUTES=3" in text
+    assert "bash examples/speech_recognition/run_digits.sh" in text
+    assert (root / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (root / "durnn.out").exists()  # nothing ran

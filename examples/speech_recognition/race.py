@@ -222,8 +222,7 @@ def main(argv=None):
     results, logs, extra = {}, {}, {}
     for run in plan:
         results[run.name] = read_results(os.path.join(run.env["WORK"], "results.txt"))
-        log = os.path.join(run.env["WORK"], "logs", "train.log")
-        logs[run.name] = runs.read_log(log) if os.path.exists(log) else runs.TrainLog()
+        logs[run.name] = runs.read_log(os.path.join(run.env["WORK"], "logs", "train.log"))
         extra[run.name] = [f"{counts[run.name]:,}", logs[run.name].updates or "-"]
     header = (f"{args.plan}, {seconds / 60:g} min per run, "
               f"{runs.machine(args.threads, args.jobs, len(plan))}, "
