@@ -52,9 +52,12 @@ def rel(path: str) -> str:
 
 
 def environment(run: Run) -> Dict[str, str]:
+    """This process's environment, quiet Python warnings unless it sets them, the run's
+    variables, unbuffered output and the run's thread count."""
     threads = str(run.threads)
-    return dict(os.environ, **run.env, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-                PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS", "ignore"), PYTHONUNBUFFERED="1")
+    return {**os.environ, "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore"),
+            **run.env, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads}
 
 
 def shown(run: Run) -> str:
@@ -193,7 +196,7 @@ def add_options(ap: argparse.ArgumentParser, known: Sequence[str], default_runs:
     """The options every race shares (with the names earlier versions used as aliases)."""
     ap.add_argument("--runs", "--only", default=",".join(default_runs),
                     help="comma-separated, from: " + ", ".join(known) +
-                    " (default: %(default)s)")
+                    f" (default: {','.join(default_runs) or 'every run of the plan'})")
     ap.add_argument("--work", "--workdir", default=work,
                     help=f"output directory (default: {work_help})")
     ap.add_argument("--budget-seconds", type=float, default=budget_seconds,
