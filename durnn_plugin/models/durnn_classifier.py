@@ -8,9 +8,11 @@
     head           p -> (B, num_classes): fairseq's RobertaClassificationHead
                    (dropout, dense, activation, dropout, out_proj)
 
-The front-end is chosen by the task: one that sets ``input_features`` (``adding_problem``,
-``pixel_sequence``) gives real-valued inputs ``src_values (B, T, F)``; otherwise the task's
-source dictionary gives token inputs ``src_tokens (B, T)`` (``sentence_prediction``).
+Front-end and stack are :class:`.recurrent_encoder.RecurrentEncoder`, the encoder-decoder
+models' encoder too. The front-end is chosen by the task: one that sets ``input_features``
+(``adding_problem``, ``pixel_sequence``) gives real-valued inputs ``src_values (B, T, F)``
+(:class:`.recurrent_encoder.ValueFrontEnd`); otherwise the task's source dictionary gives token
+inputs ``src_tokens (B, T)`` (``sentence_prediction``; :class:`.recurrent_encoder.TokenFrontEnd`).
 
 Heads follow fairseq's RoBERTa conventions, so ``--criterion sentence_prediction`` works:
 ``model(**net_input, features_only=True, classification_head_name=name)`` returns the logits of
@@ -22,18 +24,17 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 
 from fairseq.dataclass import FairseqDataclass
-from fairseq.models import FairseqEncoder, FairseqEncoderModel, register_model
+from fairseq.models import FairseqEncoderModel, register_model
 from fairseq.models.roberta.model import RobertaClassificationHead
-from fairseq.models.transformer import Embedding
 
-from ..modules import RecurrentStack, StackOptions
+from ..modules import StackOptions
 from ..errors import check, check_choice, check_positive_int, check_range
 from ..modules.pooling import POOLINGS, pool
 from .model_config import config_of
+from .recurrent_encoder import RecurrentEncoder, TokenFrontEnd, ValueFrontEnd
 from .stack_updates import RecurrentStackModel
 from .time_steps import resolve_time_steps, task_training_length
 
@@ -73,55 +74,6 @@ class DuRNNClassifierConfig(FairseqDataclass, StackOptions):
             check_positive_int("classifier_inner_dim", self.classifier_inner_dim)
 
 
-class RecurrentEncoder(FairseqEncoder):
-    """Front-end + stack. Output dict (fairseq's encoder convention): ``encoder_out`` [y
-    ``(T, B, N)``], ``encoder_padding_mask`` [``(B, T)``, True at padding], ``src_lengths`` [``(B,)``]."""
-
-    def __init__(self, cfg: DuRNNClassifierConfig, dictionary=None,
-                 input_features: Optional[int] = None):
-        super().__init__(dictionary)
-        if input_features is not None:
-            self.embed_tokens, self.embed_values = None, nn.Linear(input_features, cfg.embed_dim)
-            self.padding_idx = None
-        else:
-            self.padding_idx = dictionary.pad()
-            self.embed_tokens = Embedding(len(dictionary), cfg.embed_dim, self.padding_idx)
-            self.embed_values = None
-        self.embed_dropout = nn.Dropout(cfg.embed_dropout)
-        self.stack = RecurrentStack(StackOptions.of(cfg), cfg.embed_dim)
-        self.output_dropout = nn.Dropout(cfg.dropout)
-        self.max_source_positions = cfg.max_positions
-
-    def forward(self, src_tokens: Optional[Tensor] = None, src_lengths: Optional[Tensor] = None,
-                src_values: Optional[Tensor] = None, **unused):
-        if self.embed_values is not None:
-            if src_values is None:
-                raise ValueError("this model reads real-valued inputs: net_input needs "
-                                 "src_values (B, T, F), not src_tokens")
-            x, B, T = self.embed_values(src_values), src_values.shape[0], src_values.shape[1]
-        else:
-            if src_tokens is None:
-                raise ValueError("this model reads tokens: net_input needs src_tokens (B, T)")
-            x, (B, T) = self.embed_tokens(src_tokens), src_tokens.shape
-        if src_lengths is None and src_tokens is not None:
-            src_lengths = src_tokens.ne(self.padding_idx).long().sum(1)
-        if src_lengths is None:
-            src_lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
-        y, _ = self.stack(self.embed_dropout(x).transpose(0, 1), src_lengths)
-        padding = torch.arange(T, device=x.device).unsqueeze(0) >= src_lengths.unsqueeze(1)
-        return {"encoder_out": [self.output_dropout(y)], "encoder_padding_mask": [padding],
-                "src_lengths": [src_lengths]}
-
-    def reorder_encoder_out(self, encoder_out, new_order: Tensor):
-        return {"encoder_out": [encoder_out["encoder_out"][0].index_select(1, new_order)],
-                "encoder_padding_mask": [encoder_out["encoder_padding_mask"][0]
-                                         .index_select(0, new_order)],
-                "src_lengths": [encoder_out["src_lengths"][0].index_select(0, new_order)]}
-
-    def max_positions(self):
-        return self.max_source_positions if self.max_source_positions else int(1e6)
-
-
 @register_model("durnn_classifier", dataclass=DuRNNClassifierConfig)
 class DuRNNClassifier(RecurrentStackModel, FairseqEncoderModel):
     def __init__(self, cfg: DuRNNClassifierConfig, encoder: RecurrentEncoder):
@@ -136,7 +88,10 @@ class DuRNNClassifier(RecurrentStackModel, FairseqEncoderModel):
         cfg.validate()
         features = getattr(task, "input_features", None)
         dictionary = None if features is not None else task.source_dictionary
-        return cls(cfg, RecurrentEncoder(cfg, dictionary, features))
+        front_end = (ValueFrontEnd(features, cfg.embed_dim) if features is not None
+                     else TokenFrontEnd(dictionary, cfg.embed_dim))
+        return cls(cfg, RecurrentEncoder(front_end, StackOptions.of(cfg), cfg.embed_dropout,
+                                         cfg.dropout, dictionary, cfg.max_positions))
 
     @property
     def pooled_size(self) -> int:

@@ -1,21 +1,31 @@
-"""``DuRNNEncoder``: a front-end then a bidirectional :class:`~durnn_plugin.modules.RecurrentStack`.
+"""``RecurrentEncoder``: a front-end, then a :class:`~durnn_plugin.modules.RecurrentStack`, the
+one encoder of the classifier (``durnn_classifier``) and the encoder-decoder models (``durnn``,
+``s2t_durnn``).
 
-Front-ends map ``(src_tokens, src_lengths)`` to right-padded frames ``x (T, B, E)`` and their
-lengths ``(B,)``:
+Front-ends map their input and lengths ``(B,)`` to right-padded frames ``x (T, B, E)`` and the
+lengths after them; each names the ``net_input`` entry it reads (``input_name``):
 
-* :class:`SpeechFrontEnd`: features ``(B, T_in, C·D)`` -> fairseq's convolutional subsampler
-  (1-D convolutions of stride 2, each followed by a GLU), ``T = ceil(T_in / 2^K)`` for K layers;
-  positions past each utterance's length are zeroed before every convolution, so padding
-  never reaches a valid output frame.
-* :class:`TokenFrontEnd`: token ids ``(B, T)`` (left- or right-padded) -> embeddings.
+* :class:`SpeechFrontEnd` (``src_tokens``): features ``(B, T_in, C·D)`` -> fairseq's
+  convolutional subsampler (1-D convolutions of stride 2, each followed by a GLU),
+  ``T = ceil(T_in / 2^K)`` for K layers; positions past each utterance's length are zeroed
+  before every convolution, so padding never reaches a valid output frame.
+* :class:`TokenFrontEnd` (``src_tokens``): token ids ``(B, T)`` (left- or right-padded) ->
+  embeddings; lengths are the non-padding counts.
+* :class:`ValueFrontEnd` (``src_values``): real values ``(B, T, F)`` -> ``Linear(F, E)``.
 
-Encoder output (the dict fairseq's decoders and ``SequenceGenerator`` use)::
+Encoder: ``y = dropout_out(stack(dropout_in(x), lengths))``, zero at padding; the stack is
+bidirectional (output ``2N``) when its options say so. Output (the dict fairseq's decoders and
+``SequenceGenerator`` use)::
 
-    encoder_out           [ y (T, B, 2N) ]   stack output, zero at padding
-    encoder_padding_mask  [ (B, T) bool ]    True at padding (t >= length)
-    src_lengths           [ (B,) ]           lengths after the front-end
+    encoder_out           [ y (T, B, N or 2N) ]  stack output, zero at padding
+    encoder_padding_mask  [ (B, T) bool ]        True at padding (t >= length)
+    src_lengths           [ (B,) ]               lengths after the front-end
+
+Checkpoints of the classifier saved before it shared this encoder keep the token embedding at
+``encoder.embed_tokens`` and the value projection at ``encoder.embed_values``; loading renames
+them to ``encoder.front_end.*``.
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +35,10 @@ from fairseq.models import FairseqEncoder
 from fairseq.models.transformer import Embedding
 from fairseq.models.speech_to_text.modules.convolution import Conv1dSubsampler
 
+from ..errors import OneLineError
 from ..modules import RecurrentStack, StackOptions
+
+OLD_FRONT_END_KEYS = ("embed_tokens.", "embed_values.")  # directly on the classifier's encoder
 
 
 def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -36,6 +49,8 @@ def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
 class SpeechFrontEnd(Conv1dSubsampler):
     """fairseq's :class:`Conv1dSubsampler` with padding zeroed before each convolution.
     Kernel sizes must be odd (then a length L becomes ``(L - 1) // 2 + 1`` per layer)."""
+
+    input_name = "src_tokens"
 
     def __init__(self, input_dim: int, channels: int, output_size: int,
                  kernel_sizes: Sequence[int]):
@@ -56,6 +71,8 @@ class SpeechFrontEnd(Conv1dSubsampler):
 class TokenFrontEnd(nn.Module):
     """Token embedding (scaled init, zero padding row); left padding is moved to the right."""
 
+    input_name = "src_tokens"
+
     def __init__(self, dictionary, embed_dim: int):
         super().__init__()
         self.padding_idx = dictionary.pad()
@@ -69,22 +86,52 @@ class TokenFrontEnd(nn.Module):
         return self.embed_tokens(tokens).transpose(0, 1), lengths
 
 
-class DuRNNEncoder(FairseqEncoder):
-    def __init__(self, front_end: nn.Module, opts: StackOptions, dropout: float, dictionary=None):
+class ValueFrontEnd(nn.Module):
+    """Real-valued inputs: ``Linear(F, E)`` per position."""
+
+    input_name = "src_values"
+
+    def __init__(self, input_features: int, embed_dim: int):
+        super().__init__()
+        self.embed_values = nn.Linear(input_features, embed_dim)
+        self.output_size = embed_dim
+
+    def forward(self, src_values: Tensor, src_lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """values ``(B, T, F)`` -> ``(T, B, E)``, lengths ``(B,)``."""
+        return self.embed_values(src_values).transpose(0, 1), src_lengths
+
+
+class RecurrentEncoder(FairseqEncoder):
+    def __init__(self, front_end: nn.Module, opts: StackOptions, input_dropout: float,
+                 output_dropout: float, dictionary=None, max_positions: Optional[int] = None):
         super().__init__(dictionary)
         self.front_end = front_end
-        self.input_dropout = nn.Dropout(dropout)
+        self.padding_idx = getattr(front_end, "padding_idx", None)
+        self.input_dropout = nn.Dropout(input_dropout)
         self.stack = RecurrentStack(opts, front_end.output_size)
-        self.output_dropout = nn.Dropout(dropout)
+        self.output_dropout = nn.Dropout(output_dropout)
         self.output_size = self.stack.output_size
+        self.max_source_positions = max_positions
 
-    def forward(self, src_tokens: Tensor, src_lengths: Tensor, **unused) -> Dict[str, List[Tensor]]:
-        x, lengths = self.front_end(src_tokens, src_lengths)
+    def forward(self, src_tokens: Optional[Tensor] = None, src_lengths: Optional[Tensor] = None,
+                src_values: Optional[Tensor] = None, **unused) -> Dict[str, List[Tensor]]:
+        """The front-end's input ``(B, T_in, ...)`` and ``src_lengths (B,)`` (``None``: no
+        padding) -> the dict of the module docstring."""
+        source = {"src_tokens": src_tokens, "src_values": src_values}[self.front_end.input_name]
+        if source is None:
+            reads = ("real-valued inputs: net_input needs src_values (B, T, F), not src_tokens"
+                     if self.front_end.input_name == "src_values" else
+                     "tokens or features: net_input needs src_tokens (B, T, ...)")
+            raise OneLineError(f"this model reads {reads}")
+        if src_lengths is None:
+            src_lengths = torch.full(source.shape[:1], source.shape[1], dtype=torch.long,
+                                     device=source.device)
+        x, lengths = self.front_end(source, src_lengths)
         y, _ = self.stack(self.input_dropout(x), lengths)
         mask = padding_mask(lengths, y.shape[0])
         y = self.output_dropout(y).masked_fill(mask.t().unsqueeze(-1), 0.0)
         return {
-            "encoder_out": [y],  # (T, B, 2N)
+            "encoder_out": [y],  # (T, B, N or 2N)
             "encoder_padding_mask": [mask],  # (B, T)
             "encoder_embedding": [],
             "encoder_states": [],
@@ -105,4 +152,13 @@ class DuRNNEncoder(FairseqEncoder):
         }
 
     def max_positions(self):
-        return int(1e6)
+        return self.max_source_positions or int(1e6)
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """Rename the front-end keys of older classifier checkpoints (module docstring)."""
+        prefix = name + "." if name else ""
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            local = key[len(prefix):]
+            if local.startswith(OLD_FRONT_END_KEYS):
+                state_dict[f"{prefix}front_end.{local}"] = state_dict.pop(key)
+        return state_dict

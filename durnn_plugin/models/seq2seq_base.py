@@ -1,6 +1,6 @@
 """What the encoder-decoder models (``s2t_durnn`` for speech, ``durnn`` for text) share: the
-config and the model class that builds :class:`DuRNNEncoder` and the attention decoder
-(:class:`.recurrent_decoder.RecurrentDecoder` with ``encoder_size``).
+config and the model class that builds :class:`.recurrent_encoder.RecurrentEncoder` and the
+attention decoder (:class:`.recurrent_decoder.RecurrentDecoder` with ``encoder_size``).
 
 Every :class:`~durnn_plugin.modules.StackOptions` field exists twice, once per side, with the
 prefix ``encoder_`` or ``decoder_`` (``--encoder-hidden-size``, ``--decoder-cell lstm``, ...),
@@ -18,7 +18,7 @@ from fairseq.utils import safe_getattr
 
 from ..modules import StackOptions
 from ..errors import InvalidOptionError, check_positive_int, check_range
-from .recurrent_encoder import DuRNNEncoder
+from .recurrent_encoder import RecurrentEncoder
 from .model_config import config_of
 from .recurrent_decoder import RecurrentDecoder
 from .stack_updates import RecurrentStackModel
@@ -110,8 +110,8 @@ class DuRNNSeq2SeqModel(RecurrentStackModel, FairseqEncoderDecoderModel):
             resolve_time_steps(cfg, f"{side}_u_time_steps", length, source)
         cfg = config_of(cls.config_class, cfg)
         cfg.validate()
-        encoder = DuRNNEncoder(cls.build_front_end(cfg, task), cfg.stack_options("encoder"),
-                               cfg.dropout, task.source_dictionary)
+        encoder = RecurrentEncoder(cls.build_front_end(cfg, task), cfg.stack_options("encoder"),
+                                   cfg.dropout, cfg.dropout, task.source_dictionary)
         decoder = RecurrentDecoder(task.target_dictionary, cfg.decoder_embed_dim,
                                    cfg.stack_options("decoder"), embed_dropout=cfg.dropout,
                                    output_dropout=cfg.dropout,
