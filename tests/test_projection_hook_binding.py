@@ -2,8 +2,8 @@
 
 * one log line per optimizer: how many constrained tensors, which layout;
 * an optimizer over a copy of a tracked model with equal values is bound to the copy (by
-  identity), directly and through fairseq's ``FP16Optimizer`` masters, and the statistics go to
-  the copy's cells, not the original's;
+  identity), directly and through fairseq's ``FP16Optimizer`` masters (one per parameter, or one
+  flat buffer), and the statistics go to the copy's cells, not the original's;
 * an optimizer whose tensors the hook cannot map, while a wrapper copies them into a tracked
   model after each step (as a sharded data-parallel wrapper does), stops training with one line
   naming the launch option; a tracked model trained by another optimizer between two steps of an
@@ -15,6 +15,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from fairseq import optim
 from fairseq.optim.fp16_optimizer import FP16Optimizer
 from durnn_plugin.errors import OneLineError
 from durnn_plugin.modules import DuRNNCell, RecurrentStack, StackOptions
@@ -80,36 +81,59 @@ def test_a_copy_with_equal_values_is_bound_by_identity():
     assert [cell.us_norm.item() for cell in cells(original)] == before
 
 
-def fp16_optimizer(params, lr: float) -> FP16Optimizer:
-    """fairseq's ``FP16Optimizer`` as ``--bf16 --optimizer sgd`` builds it (one fp32 master per
-    parameter)."""
+def fp16_optimizer(params, flat: bool) -> FP16Optimizer:
+    """fairseq's ``FP16Optimizer`` with SGD(lr=1): as ``--bf16`` builds it (one fp32 master per
+    parameter), or, with ``flat``, over one flat fp32 buffer as ``--fp16`` lays it out
+    (``build_fp32_params`` builds that one on CUDA only, so here it is built the same way by
+    hand)."""
     cfg = OmegaConf.create({
-        "common": {"bf16": True, "fp16_no_flatten_grads": False, "fp16_scale_window": None,
+        "common": {"bf16": not flat, "fp16_no_flatten_grads": False, "fp16_scale_window": 1,
+                   "fp16_init_scale": 1, "fp16_scale_tolerance": 0.0,
+                   "threshold_loss_scale": None, "min_loss_scale": 1e-4,
                    "model_parallel_size": 1},
         "optimization": {"update_freq": [1]},
         "distributed_training": {"distributed_world_size": 1},
-        "optimizer": {"_name": "sgd", "lr": [lr], "momentum": 0.0, "weight_decay": 0.0}})
-    return FP16Optimizer.build_optimizer(cfg, list(params))
+        "optimizer": {"_name": "sgd", "lr": [1.0], "momentum": 0.0, "weight_decay": 0.0}})
+    params = list(params)
+    if not flat:
+        return FP16Optimizer.build_optimizer(cfg, params)
+    buffer = torch.nn.Parameter(torch.cat([p.data.float().flatten() for p in params]))
+    buffer.grad = torch.zeros_like(buffer)
+    return FP16Optimizer(cfg, params, optim.build_optimizer(cfg.optimizer, [buffer]),
+                         {None: buffer})
 
 
-def test_fp16_optimizer_masters_are_bound_to_the_model_they_copy(caplog):
-    original = small_stack().bfloat16()
-    copy = equal_copy(original).bfloat16()
+def masters_of(optimizer: FP16Optimizer, model, suffix: str):
+    """The fp32 masters of ``model``'s parameters named ``*suffix``."""
+    params = list(model.parameters())
+    if isinstance(optimizer.fp32_params, dict):
+        pieces = optimizer.fp32_params[None].split([p.numel() for p in params])
+        masters = [m.view(p.shape) for m, p in zip(pieces, params)]
+    else:
+        masters = optimizer.fp32_params
+    return [m for (name, _), m in zip(model.named_parameters(), masters) if name.endswith(suffix)]
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["bf16-masters", "fp16-flat-masters"])
+def test_fp16_optimizer_masters_are_bound_to_the_model_they_copy(caplog, flat):
+    half = torch.float16 if flat else torch.bfloat16
+    original = small_stack().to(half)
+    copy = equal_copy(original).to(half)
     assert all(torch.equal(a, b) for a, b in zip(original.parameters(), copy.parameters()))
     before = [cell.us_norm.item() for cell in cells(original)]
-    optimizer = fp16_optimizer(copy.parameters(), lr=1.0)
+    optimizer = fp16_optimizer(copy.parameters(), flat)
     optimizer.backward(-sum(p.float().sum() for p in copy.parameters()))  # every gradient -1
     with caplog.at_level(logging.INFO, logger=LOGGER):
         optimizer.step()  # steps the masters, then copies them into ``copy``
     assert [cell.us_norm.item() for cell in cells(original)] == before
-    masters = [m for (name, _), m in zip(copy.named_parameters(), optimizer.fp32_params)
-               if name.endswith(".U_s")]
+    masters = masters_of(optimizer, copy, ".U_s")
     assert len(masters) == 2
     for cell, master in zip(cells(copy), masters):
         assert cell.us_norm.item() == pytest.approx(RHO)
         assert spectral_norm(master) <= RHO * (1 + 1e-5)
-    assert hook_lines(caplog) == ["constraint projection: 4 constrained tensors bound to SGD "
-                                  "(FP16Optimizer masters)"]
+    layout = "FP16Optimizer flat masters" if flat else "FP16Optimizer masters"
+    assert hook_lines(caplog) == [f"constraint projection: 4 constrained tensors bound to SGD "
+                                  f"({layout})"]
 
 
 class CopyingWrapper:
