@@ -10,6 +10,8 @@ BENCH = Path(__file__).resolve().parents[1] / "examples" / "benchmarks"
 RUNS = [
     ("layer_speed.py", ["--T", "8", "--B", "2", "--N", "16", "--repeat", "1"], "| DuRNN (N_s=4) |"),
     ("scan_speed.py", ["--cols", "4", "--T", "32", "--repeat", "1"], "loop/scan"),
+    ("compiled_speed.py", ["--scale", "0.002", "--repeat", "1", "--threads", "1"],
+     "| DuRNN short-term, Brown LM |"),
     ("gpu_speed.py", ["--device", "cpu", "--T", "8", "--B", "2", "--N", "8", "--paper-N", "0",
                       "--scan-T", "32", "--scan-cols", "4", "--repeat", "1", "--dtypes", "fp32"],
      "% of copy"),

@@ -102,7 +102,7 @@ def test_long_sequence_is_finite():
 
 
 @pytest.mark.parametrize("d", [1, 3])
-@pytest.mark.parametrize("backend", ["cpu", "scan"])
+@pytest.mark.parametrize("backend", ["cpu", "scan", "compiled"])
 def test_constant_input_follows_the_closed_form_for_100000_steps(backend, d, monkeypatch):
     """``a_t = c > 0`` and ``0 < u < 1`` keep ``h > 0``, so with ``n_t = ⌊t/d⌋ + 1`` terms
     ``h_t = c·(1 - u^n_t)/(1 - u)``, rising to the fixed point ``c/(1 - u)`` (u = 1 - 1e-4 is

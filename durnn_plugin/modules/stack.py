@@ -29,6 +29,7 @@ from .cell_base import RecurrentCell, State
 from .dilated import Dilated
 from .durnn_cell import DuRNNCell
 from .indrnn_cell import IndRNNCell
+from .layer_step import compiled_step
 from .norms import build_norm
 from .projection_hook import track
 from ..errors import OneLineError
@@ -81,6 +82,9 @@ class StackLayer(nn.Module):
 
     def forward(self, x: Tensor, state: Optional[State], lengths: Optional[Tensor],
                 mask: Optional[Tensor]) -> Tuple[Tensor, State]:
+        stepped = compiled_step(self, x, state, lengths)  # one decoding step: .layer_step
+        if stepped is not None:
+            return stepped
         y, state = self.cell(x, state, lengths)
         if self.skip is not None:
             y = y + self.skip(x)

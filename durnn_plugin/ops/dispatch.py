@@ -6,16 +6,21 @@ recurrence.
 
 * ``auto`` (default): the fastest path that can run on the tensors (rule below);
 * ``reference``: the autograd loop (ground truth, slow);
-* ``cpu``: the custom-function loop over time (any device);
+* ``cpu``: the custom-function loop over time in torch ops (any device);
+* ``compiled``: the same loop compiled (:mod:`.indrnn_compiled`; CPU, fp32/fp64; built on first
+  use, see :mod:`.cpu_extension`);
 * ``triton``: the fused Triton kernel (CUDA tensors; CPU tensors only under ``TRITON_INTERPRET=1``);
 * ``scan``: the exact chunked parallel-in-time scan in torch (any device);
 * ``triton_scan``: the same chunked scan as Triton kernels (where ``triton`` runs).
 
 Short-term names (``s_t = φ(W_s x_t + b_s + U_s s_{t-1})``, :func:`short_rnn_recurrence`):
 
-* ``short=auto`` (default): ``cudnn`` for CUDA tensors, else ``cpu``;
+* ``short=auto`` (default): ``cudnn`` for CUDA tensors; on the CPU ``compiled`` where it can run
+  (fp32/fp64 and a built extension), else ``cpu``;
 * ``short=cpu``: one GEMM for all ``W_s x_t``, then the custom-function loop over time
   (:mod:`.short_rnn_cpu`; any device);
+* ``short=compiled``: one GEMM, then the same loop compiled (:mod:`.short_rnn_compiled`; CPU,
+  fp32/fp64);
 * ``short=cudnn``: ``torch.rnn_relu`` / ``rnn_tanh`` (:mod:`.short_rnn_cudnn`; cuDNN on CUDA, bf16
   run in fp32; on the CPU torch's own kernel with its O(T²) backward);
 * ``short=triton``: one GEMM, then the fused Triton kernels (:mod:`.short_rnn_triton`; where
@@ -28,8 +33,9 @@ view:
 
 * CUDA tensors, triton importable, dtype fp32/bf16/fp16/fp64 → ``triton_scan`` if
   ``C ≤ TRITON_SCAN_MAX_COLUMNS`` and ``S ≥ TRITON_SCAN_MIN_STEPS``, else ``triton``;
-* otherwise (CPU, or CUDA without triton) → ``scan`` if ``C ≤ SCAN_MAX_COLUMNS`` and
-  ``S ≥ SCAN_MIN_STEPS``, else ``cpu``.
+* CPU tensors the compiled loop can run (fp32/fp64, extension built) → ``compiled``;
+* otherwise (other CPU dtypes, no extension, or CUDA without triton) → ``scan`` if
+  ``C ≤ SCAN_MAX_COLUMNS`` and ``S ≥ SCAN_MIN_STEPS``, else ``cpu``.
 
 The CUDA thresholds come from ``examples/benchmarks/gpu_speed.py`` (fwd+bwd, fp32) on an H100
 (examples/benchmarks/README.md, GPU): ``triton_scan`` against the sequential kernel measured 1.0-1.5x at
@@ -42,6 +48,11 @@ thread (C = 128: 4.4-4.7x, C = 512: 1.2-1.3x) and with 2 (C = 128: 1.3-3.3x, C =
 1.0-1.2x); at C = 1024 it was a tie at best, and for T ≤ 4096 it lost with 2 threads (its few
 whole-tensor ops stall when the cores are shared).
 
+The CPU rule comes from ``examples/benchmarks/compiled_speed.py`` (fwd+bwd, fp32, 1 and 2
+threads, examples/benchmarks/README.md, CPU): the compiled loops were faster than the torch
+loop and the scan at every shape measured, from the decoding-size column counts to the
+long-range ones.
+
 A backend forced through ``DURNN_BACKEND`` that cannot run raises one line, e.g.
 ``DURNN_BACKEND=triton cannot run here: tensors are on cpu and TRITON_INTERPRET is not set``
 (``DURNN_BACKEND=short=triton cannot run here: ...`` for the short-term op).
@@ -53,12 +64,15 @@ from typing import Dict, Optional, Tuple
 
 from torch import Tensor, nn
 
+from .cpu_extension import unavailable_reason
+from .indrnn_compiled import indrnn_compiled
 from .indrnn_cpu import indrnn_loop
 from .indrnn_reference import indrnn_reference
 from .indrnn_scan import indrnn_scan
 from .indrnn_triton import indrnn_triton
 from .indrnn_triton_pipelined import indrnn_triton_pipelined
 from .indrnn_triton_scan import indrnn_triton_scan
+from .short_rnn_compiled import short_rnn_compiled
 from .short_rnn_cpu import short_rnn_loop
 from .short_rnn_cudnn import short_rnn_cudnn
 from .short_rnn_triton import short_rnn_triton
@@ -68,13 +82,14 @@ from .triton_support import cannot_run_reason
 BACKENDS = {
     "reference": indrnn_reference,
     "cpu": indrnn_loop,
+    "compiled": indrnn_compiled,
     "triton": indrnn_triton,
     "scan": indrnn_scan,
     "triton_scan": indrnn_triton_scan,
     "triton_pipelined": indrnn_triton_pipelined,
 }
 BACKEND_NAMES = ("auto",) + tuple(sorted(BACKENDS))
-SHORT_BACKEND_NAMES = ("auto", "cpu", "cudnn", "triton")
+SHORT_BACKEND_NAMES = ("auto", "compiled", "cpu", "cudnn", "triton")
 SHORT_PREFIX = "short="
 ENV_VAR = "DURNN_BACKEND"
 
@@ -131,20 +146,34 @@ def scan_pays_off(a: Tensor, dilation: int, max_columns: int, min_steps: int) ->
     return d * B * N <= max_columns and -(-T // d) >= min_steps
 
 
-def choose_backend(a: Tensor, dilation: int = 1) -> str:
-    """The backend a call on ``a`` will use under the current ``DURNN_BACKEND``; raises a one-line
-    ``RuntimeError`` if a forced backend cannot run on ``a``."""
+def compiled_runs_on(*tensors: Tensor) -> bool:
+    """``auto``'s CPU test: the compiled loops can run on these tensors (fp32/fp64 CPU tensors
+    of one dtype; the extension is built on the first such call)."""
+    return unavailable_reason(*tensors) is None
+
+
+def refuse_if_cannot_run(label: str, reason: Optional[str]) -> None:
+    if reason is not None:
+        raise RuntimeError(f"{ENV_VAR}={label} cannot run here: {reason}")
+
+
+def choose_backend(a: Tensor, dilation: int = 1, u: Optional[Tensor] = None) -> str:
+    """The backend a call on ``a`` (and ``u``) will use under the current ``DURNN_BACKEND``;
+    raises a one-line ``RuntimeError`` if a forced backend cannot run on them."""
     name = selected_backend()
+    tensors = (a,) if u is None else (a, u)
     if name in TRITON_BACKENDS:
-        reason = cannot_run_reason(a)
-        if reason is not None:
-            raise RuntimeError(f"{ENV_VAR}={name} cannot run here: {reason}")
+        refuse_if_cannot_run(name, cannot_run_reason(a))
         return name
+    if name == "compiled":
+        refuse_if_cannot_run(name, unavailable_reason(*tensors))
     if name != "auto":
         return name
     if a.device.type == "cuda" and cannot_run_reason(a) is None:
         return ("triton_scan" if scan_pays_off(a, dilation, TRITON_SCAN_MAX_COLUMNS,
                                                TRITON_SCAN_MIN_STEPS) else "triton")
+    if compiled_runs_on(*tensors):
+        return "compiled"
     return "scan" if scan_pays_off(a, dilation, SCAN_MAX_COLUMNS, SCAN_MIN_STEPS) else "cpu"
 
 
@@ -154,21 +183,23 @@ def indrnn_recurrence(a: Tensor, u: Tensor, h0: Optional[Tensor] = None, dilatio
     Under ``auto``, a call with one step per sequence (``T ≤ d``) runs :func:`.indrnn_step`."""
     if a.shape[0] <= dilation and a.shape[0] > 0 and selected_backend() == "auto":
         return indrnn_step(a, u, h0)
-    return BACKENDS[choose_backend(a, dilation)](a, u, h0, dilation)
+    return BACKENDS[choose_backend(a, dilation, u)](a, u, h0, dilation)
 
 
 def choose_short_backend(x: Tensor) -> str:
-    """The short-term backend (``cpu``, ``cudnn`` or ``triton``) a call on x will use under the
-    current ``DURNN_BACKEND``; raises a one-line ``RuntimeError`` if ``short=triton`` is forced and
-    cannot run on x."""
+    """The short-term backend (``compiled``, ``cpu``, ``cudnn`` or ``triton``) a call on x will
+    use under the current ``DURNN_BACKEND``; raises a one-line ``RuntimeError`` if
+    ``short=triton`` or ``short=compiled`` is forced and cannot run on x."""
     name = forced_backends()["short"]
     if name == "triton":
-        reason = cannot_run_reason(x)
-        if reason is not None:
-            raise RuntimeError(f"{ENV_VAR}={SHORT_PREFIX}triton cannot run here: {reason}")
+        refuse_if_cannot_run(SHORT_PREFIX + name, cannot_run_reason(x))
+    if name == "compiled":
+        refuse_if_cannot_run(SHORT_PREFIX + name, unavailable_reason(x))
     if name != "auto":
         return name
-    return "cudnn" if x.device.type == "cuda" else "cpu"
+    if x.device.type == "cuda":
+        return "cudnn"
+    return "compiled" if compiled_runs_on(x) else "cpu"
 
 
 def short_rnn_recurrence(x: Tensor, W: Tensor, b: Tensor, U: Tensor, s0: Tensor,
@@ -183,5 +214,5 @@ def short_rnn_recurrence(x: Tensor, W: Tensor, b: Tensor, U: Tensor, s0: Tensor,
     if name == "cudnn":
         return short_rnn_cudnn(x, W, b, U, s0, activation, training)
     p = nn.functional.linear(x, W, b)
-    op = short_rnn_triton if name == "triton" else short_rnn_loop
+    op = {"triton": short_rnn_triton, "compiled": short_rnn_compiled}.get(name, short_rnn_loop)
     return op(p, U.to(p.dtype), s0.to(p.dtype), activation)

@@ -66,10 +66,13 @@ class _ShortRNNLoop(torch.autograd.Function):
 
 def weight_and_state_grads(grad_p: Tensor, s: Tensor, s0: Tensor, U: Tensor):
     """``(∂U, ∂s0)`` from ``∂p`` ``(T, B, N)`` (T ≥ 1): ``∂U = Σ_t ∂p_tᵀ s_{t-1}`` as one GEMM
-    over all ``T·B`` positions, ``∂s0 = ∂p_0 U``."""
+    over the ``(T-1)·B`` positions after the first plus one over ``s0`` (no copy of ``s``),
+    ``∂s0 = ∂p_0 U``."""
     N = s.shape[-1]
-    before = torch.cat([s0.unsqueeze(0), s[:-1]]).view(-1, N)
-    return grad_p.view(-1, N).t().mm(before), grad_p[0].mm(U)
+    grad_U = grad_p[0].t().mm(s0)
+    if s.shape[0] > 1:
+        grad_U.addmm_(grad_p[1:].reshape(-1, N).t(), s[:-1].reshape(-1, N))
+    return grad_U, grad_p[0].mm(U)
 
 
 def short_rnn_loop(p: Tensor, U: Tensor, s0: Tensor, activation: str = "relu") -> Tensor:

@@ -59,13 +59,19 @@ def last_states(h0: Tensor, h: Tensor, lengths: Optional[Tensor]) -> Tensor:
     h0: ``(d, B, C)`` state before the segment; h: ``(T, B, C)`` states of the segment;
     lengths: ``(B,)`` valid steps per sequence (``None``: all ``T``). Returns ``(d, B, C)``.
     """
-    d = h0.shape[0]
+    d, T = h0.shape[0], h.shape[0]
     if lengths is None:
-        return h if h.shape[0] == d else torch.cat([h0, h], 0)[h.shape[0]:]
-    both = torch.cat([h0, h], 0)
+        return h[T - d:] if T >= d else torch.cat([h0[T:], h], 0)
+    # position i of [h0; h] (i = L_b + k) is h0[i] for i < d, else h[i - d]: two gathers of
+    # (d, B, C), never a copy of the whole sequence
     idx = lengths.unsqueeze(0) + torch.arange(d, device=h.device).unsqueeze(1)  # (d, B)
     idx = idx.reshape(idx.shape + (1,) * (h.dim() - 2)).expand((d,) + tuple(h.shape[1:]))
-    return both.gather(0, idx)
+    from_h0 = idx < d
+    if T == 0:
+        return h0.gather(0, idx)
+    from_state = h0.gather(0, idx.clamp(max=d - 1))
+    from_h = h.gather(0, (idx - d).clamp(min=0))
+    return torch.where(from_h0, from_state, from_h)
 
 
 def on_dilated_view(recur: Callable[..., Tensor], a: Tensor, u: Tensor, h0: Optional[Tensor],
