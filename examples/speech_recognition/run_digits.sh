@@ -22,8 +22,18 @@
 #   PREPARE        1: run prepare_speech.py first (default); 0: use the existing $DATA
 #   VENV           an existing virtual environment to use instead of ./.venv (default: create
 #                  and fill ./.venv with examples/setup_venv.sh)
-# Outputs under $WORK: wav/, data/ (fairseq S2T data directory), checkpoints/, logs/,
-# results/ (generate output per test set) and results.txt (the summary printed at the end).
+#   REAL_DEV       1: build the real-speech dev set $DATA/dev_real.tsv (prepare_real_dev.py:
+#                  recordings of people from Debian packages, downloaded, not installed) and
+#                  score it with the test sets (default); 0: leave it out
+#   LM_MINUTES     training budget of the language model fused into the beam
+#                  (train_speech_lm.py; default 5); 0: no language model
+#   LM_WEIGHTS     LM weights tried on dev (default "0.1 0.2 0.3 0.5"); the one with the lowest
+#                  dev WER, if lower than without the LM, decodes every set a second time
+# Debian packages: flite, espeak-ng, sox, festival and three festival voices; run as root, the
+# script installs the missing ones with apt-get (as .ci/run does), else it names them and stops.
+# Outputs under $WORK: wav/, wav_real/, debs/, data/ (fairseq S2T data directory),
+# checkpoints/, lm/ (the LM), logs/, results/ (generate output per test set, results/lm/ with
+# the LM) and results.txt (the summary printed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -46,6 +56,29 @@ mkdir -p "$WORK" "$LOGS" "$RESULTS"
 
 stage() { echo; echo "== $* ($(date +%H:%M:%S))"; }
 now() { date +%s; }
+REAL_DEV=${REAL_DEV:-1}
+if [ "$REAL_DEV" = 1 ]; then TEST_SETS+=(dev_real); fi
+LM_MINUTES=${LM_MINUTES:-5}
+LM_WEIGHTS=${LM_WEIGHTS:-0.1 0.2 0.3 0.5}
+SPEECH_DEBS="flite espeak-ng sox festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+missing_debs() {
+  for p in $SPEECH_DEBS; do dpkg -s "$p" >/dev/null 2>&1 || printf '%s ' "$p"; done
+}
+if [ "$PREPARE" = 1 ] && command -v dpkg >/dev/null; then
+  missing=$(missing_debs)
+  if [ -n "$missing" ] && [ "$(id -u)" = 0 ]; then
+    stage "setup: apt-get install ${missing% }"
+    # shellcheck disable=SC2086
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends $missing >/dev/null; } || true
+    missing=$(missing_debs)
+    [ -z "$missing" ] || { echo "error: apt-get install ${missing% } failed" >&2; exit 1; }
+  elif [ -n "$missing" ]; then
+    echo "error: the speech engines need the Debian packages ${missing% }; install them with" \
+      "'sudo apt-get install ${missing% }' or run this script as root" >&2
+    exit 1
+  fi
+fi
 
 if [ -z "${VENV:-}" ]; then
   stage "setup: bash examples/setup_venv.sh"
@@ -69,6 +102,12 @@ if [ "$PREPARE" = 1 ]; then
 else
   [ -f "$DATA/config.yaml" ] || { echo "PREPARE=0 but no $DATA/config.yaml"; exit 1; }
   stage "prepare: skipped (PREPARE=0), using $DATA"
+fi
+if [ "$REAL_DEV" = 1 ]; then
+  stage "prepare: real speech (Debian packages: apt-get download, dpkg -x) -> $DATA/dev_real.tsv"
+  $BIN/python -m examples.speech_recognition.prepare_real_dev --workdir "$WORK" \
+    --data-dir "$DATA" | tee "$LOGS/prepare_real_dev.log" \
+    || echo "real-speech dev set left out (REAL_DEV=0 skips this step)"
 fi
 t_prepare=$(( $(now) - t0 ))
 
@@ -107,21 +146,61 @@ fairseq_s=$(grep -oE "done training in [0-9.]+" "$LOGS/train.log" | grep -oE "[0
 params=$(grep -oE "model params: [0-9,]+" "$LOGS/train.log" | head -1 | grep -oE "[0-9,]+$" || true)
 arch=$(grep -oE "arch='[^']+'" "$LOGS/train.log" | head -1 | cut -d"'" -f2 || true)
 
-stage "evaluate: fairseq-generate --scoring wer on the held-out voices"
+# generate SUBSET OUT [options]: fairseq-generate --scoring wer into OUT/generate-SUBSET.txt;
+# prints its WER
+generate() {
+  local subset=$1 out=$2; shift 2
+  mkdir -p "$out"
+  $BIN/fairseq-generate "$DATA" "${TASK[@]}" --gen-subset "$subset" \
+    --path "$CKPT/checkpoint_best.pt" --beam 5 --max-len-a 0.1 --max-len-b 10 \
+    --max-tokens 50000 --scoring wer "$@" \
+    --results-path "$out" > "$out/generate_$subset.log" 2>&1 \
+    || { tail -5 "$out/generate_$subset.log" >&2; return 1; }
+  grep -E "^Generate $subset with" "$out/generate-$subset.txt" | grep -oE "WER: [0-9.]+" | cut -c6-
+}
+
+lm_weight=0 lm_summary="language model: none (LM_MINUTES=0)"
+if [ "$LM_MINUTES" != 0 ]; then
+  stage "language model: durnn_lm, training texts in the recogniser's pieces, ${LM_MINUTES} min"
+  rm -rf "$WORK/lm"
+  $BIN/python -m examples.speech_recognition.train_speech_lm --data "$DATA" \
+    --save-dir "$WORK/lm" --minutes "$LM_MINUTES" > "$LOGS/train_lm.log" 2>&1 \
+    || { echo "train_speech_lm failed; see $LOGS/train_lm.log"; tail -5 "$LOGS/train_lm.log"
+         exit 1; }
+  grep -E "\| valid on" "$LOGS/train_lm.log" | tail -1 | sed -E 's/^[0-9: -]+\| INFO \| //'
+  stage "language model weight: fairseq-generate on dev, --lm-weight 0 $LM_WEIGHTS"
+  best=$(generate dev "$RESULTS/dev_lm0") || exit 1
+  base=$best
+  echo "dev WER ${best} without the LM"
+  for w in $LM_WEIGHTS; do
+    wer=$(generate dev "$RESULTS/dev_lm$w" --lm-path "$WORK/lm/checkpoint_best.pt" \
+          --lm-weight "$w") || exit 1
+    echo "dev WER ${wer} with --lm-weight $w"
+    if $BIN/python -c "import sys; sys.exit(not $wer < $best)"; then best=$wer lm_weight=$w; fi
+  done
+  lm_summary="language model: ${LM_MINUTES} min; dev WER $base without it, --lm-weight"
+  lm_summary+=" $lm_weight chosen of 0 $LM_WEIGHTS (dev WER $best)"
+  echo "$lm_summary"
+fi
+
+stage "evaluate: fairseq-generate --scoring wer on the held-out voices and the real speech"
 t0=$(now)
 summary=()
 for subset in "${TEST_SETS[@]}"; do
   [ -f "$DATA/$subset.tsv" ] || continue
-  $BIN/fairseq-generate "$DATA" "${TASK[@]}" --gen-subset "$subset" \
-    --path "$CKPT/checkpoint_best.pt" --beam 5 --max-len-a 0.1 --max-len-b 10 \
-    --max-tokens 50000 --scoring wer \
-    --results-path "$RESULTS" > "$LOGS/generate_$subset.log" 2>&1 \
-    || { tail -5 "$LOGS/generate_$subset.log"; exit 1; }
-  total=$(grep -E "^Generate $subset with" "$RESULTS/generate-$subset.txt")
-  echo "$total"
-  per_voice=$($BIN/python -m examples.speech_recognition.wer_by_voice "$DATA/$subset.tsv" "$RESULTS/generate-$subset.txt")
-  echo "$per_voice"
-  summary+=("$subset (fairseq-generate: ${total#*: }):" "$(sed 's/^/  /' <<< "$per_voice")")
+  for w in 0 $([ "$lm_weight" = 0 ] || echo "$lm_weight"); do
+    if [ "$w" = 0 ]; then out=$RESULTS lm=(); label=""; else
+      out=$RESULTS/lm lm=(--lm-path "$WORK/lm/checkpoint_best.pt" --lm-weight "$w")
+      label=", with the LM at --lm-weight $w"
+    fi
+    generate "$subset" "$out" "${lm[@]}" > /dev/null || exit 1
+    total=$(grep -E "^Generate $subset with" "$out/generate-$subset.txt")
+    echo "$total$label"
+    per_voice=$($BIN/python -m examples.speech_recognition.wer_by_voice \
+                "$DATA/$subset.tsv" "$out/generate-$subset.txt")
+    echo "$per_voice"
+    summary+=("$subset$label (fairseq-generate: ${total#*: }):" "$(sed 's/^/  /' <<< "$per_voice")")
+  done
 done
 t_eval=$(( $(now) - t0 ))
 
@@ -129,7 +208,8 @@ stage "summary"
 {
   echo "arch $arch $MODEL_ARGS ($params parameters), CPU, $THREADS threads"
   echo "training: fairseq-train done in ${fairseq_s}s, $updates updates (log: $LOGS/train.log)"
-  echo "held-out voices, WER %:"
+  echo "$lm_summary"
+  echo "held-out voices (dev_real: real speech by group), WER %:"
   printf '%s\n' "${summary[@]}"
   echo "stage seconds: prepare $t_prepare, train $t_train, evaluate $t_eval"
 } | tee "$WORK/results.txt"
