@@ -102,6 +102,10 @@ class ValueFrontEnd(nn.Module):
 
 
 class RecurrentEncoder(FairseqEncoder):
+    """``front_end`` (reads ``net_input[front_end.input_name]``) -> ``Dropout(input_dropout)`` ->
+    :class:`RecurrentStack` of ``opts`` -> ``Dropout(output_dropout)``; ``max_positions``: the
+    longest input accepted (``None``: no limit of its own, ``10^6``)."""
+
     def __init__(self, front_end: nn.Module, opts: StackOptions, input_dropout: float,
                  output_dropout: float, dictionary=None, max_positions: Optional[int] = None):
         super().__init__(dictionary)
