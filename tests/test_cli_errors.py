@@ -35,6 +35,7 @@ def test_one_line_error_exits_2_after_atexit_handlers(tmp_path):
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_bad_backend_is_refused_before_data_is_read(tmp_path):
     """The data directory does not exist: a run that got as far as reading data would fail there."""
     run = subprocess.run(

@@ -12,7 +12,7 @@ Backward, with ``g_t`` the incoming gradient at ``s_t`` and ``z_t`` the pre-acti
     ∂z_t = φ'(z_t) ⊙ (g_t + ∂z_{t+1} U)     φ'(z_t) = 1[s_t > 0] (relu), 1 - s_t² (tanh)
     ∂p_t = ∂z_t      ∂U = Σ_t ∂z_tᵀ s_{t-1}  (one GEMM)      ∂s0 = ∂z_0 U
 
-The reference is torch's own ``rnn_relu`` / ``rnn_tanh`` (``tests/test_short_rnn_cpu.py``
+The reference is torch's own ``rnn_relu`` / ``rnn_tanh`` (``tests/ops/test_short_rnn_cpu.py``
 compares values and gradients and runs fp64 gradcheck on this function).
 """
 import torch

@@ -7,7 +7,7 @@ cuDNN call) costs more than the step itself.
   row of the state ``h0 (d, B, N)`` (its last ``d`` states in time order).
 * :func:`short_rnn_step`: ``s_0 = φ(W x_0 + b + s_{-1} Uᵀ)`` for ``T = 1``.
 
-The references are the sequence references (``tests/test_single_step.py`` compares values and
+The references are the sequence references (``tests/ops/test_single_step.py`` compares values and
 gradients through the dispatch).
 """
 from typing import Optional
