@@ -46,15 +46,15 @@ def test_bad_backend_is_refused_before_data_is_read(tmp_path):
         env=dict(os.environ, DURNN_BACKEND="bogus", PYTHONWARNINGS="ignore"))
     assert run.returncode == 2, run.stderr[-3000:]
     assert run.stderr.strip().splitlines()[-1] == (
-        "fairseq-train: error: DURNN_BACKEND='bogus' is not a backend here; allowed: auto, cpu, "
-        "reference, scan, triton, triton_pipelined, triton_scan")
+        "fairseq-train: error: DURNN_BACKEND='bogus' is not a backend here; allowed: auto, "
+        "compiled, cpu, reference, scan, triton, triton_pipelined, triton_scan")
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     assert not (tmp_path / "save").exists()
 
 
 @pytest.mark.parametrize("value, message", [
     ("short=magic", "DURNN_BACKEND: 'short=magic' is not a short-term backend here; allowed: "
-                    "short=auto, short=cpu, short=cudnn, short=triton"),
+                    "short=auto, short=compiled, short=cpu, short=cudnn, short=triton"),
     ("cpu,scan", "DURNN_BACKEND='cpu,scan' names two indrnn backends; name at most one")])
 def test_check_environment_refuses_every_bad_value(value, message, monkeypatch):
     monkeypatch.setenv("DURNN_BACKEND", value)

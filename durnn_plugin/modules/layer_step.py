@@ -3,8 +3,8 @@
 
 With x ``(B, D)`` and the layer's state, the DuRNN layer (docs/model.md section 2) is::
 
-    [p ; x_g ; x_l] = [W_s ; W_x] x            one GEMM (the weights concatenated once per version)
-    s = φ(p + b_s + U_s s0)                    (B, N_s)
+    s = φ(W_s x + b_s + U_s s0)                (B, N_s)
+    [x_g ; x_l] = W_x x                        one GEMM for both x terms (where they exist)
     g = σ(x_g + V_g s + b_g)                   as the cell's ``selection`` says (none: g = 1)
     h = relu(W_l (g ⊙ s) + b_l + x_l + u ⊙ h0) (B, N_l); x_l only with ``selected+input``
     y = norm([s ; h] + skip(x))                (B, C); h alone with ``module_output=long``
@@ -33,17 +33,6 @@ from .indrnn_cell import IndRNNCell
 from .norms import MaskedLayerNorm, NoNorm
 
 COMPILED_NAMES = ("auto", "compiled")
-
-
-def concatenated_input_weight(cell: DuRNNCell) -> Tensor:
-    """``[W_s ; W_x]`` ``(N_s + N_gx + N_lx, D)``, rebuilt only when either weight changes."""
-    parts = [cell.W_s] if cell.W_x is None else [cell.W_s, cell.W_x]
-    key = tuple((w.data_ptr(), w._version) for w in parts)
-    cached = getattr(cell, "_step_input_weight", None)
-    if cached is None or cached[0] != key:
-        cached = (key, torch.cat([w.detach() for w in parts]) if len(parts) > 1 else parts[0])
-        cell._step_input_weight = cached
-    return cached[1]
 
 
 def step_applies(layer, x: Tensor, lengths: Optional[Tensor]) -> bool:
@@ -86,7 +75,7 @@ def compiled_step(layer, x: Tensor, state: Optional[State],
         return y.unsqueeze(0), (h.unsqueeze(0),)
     s0, h0 = state
     y, s, h = ext.durnn_layer_step(
-        x[0], s0[0], h0[0], concatenated_input_weight(cell), cell.b_s, cell.U_s, cell.V_g,
+        x[0], s0[0], h0[0], cell.W_s, cell.W_x, cell.b_s, cell.U_s, cell.V_g,
         cell.b_g, cell.W_l, cell.b_l, u, cell.x_sizes[0], cell.x_sizes[1],
         cell.short_activation == "relu", cell.module_output == "concat",
         *residual_arguments(layer))

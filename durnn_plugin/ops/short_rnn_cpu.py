@@ -21,47 +21,66 @@ from torch import Tensor
 ACTIVATIONS = ("relu", "tanh")
 
 
-class _ShortRNNLoop(torch.autograd.Function):
+def forward_loop(p: Tensor, U: Tensor, s0: Tensor, activation: str) -> Tensor:
+    """s ``(T, B, N)`` from a contiguous p: one ``addmm`` and one activation op per step."""
+    s = torch.empty_like(p)
+    Ut = U.t()
+    prev = s0
+    for t in range(p.shape[0]):
+        torch.addmm(p[t], prev, Ut, out=s[t])
+        if activation == "relu":
+            s[t].relu_()
+        else:
+            s[t].tanh_()
+        prev = s[t]
+    return s
+
+
+def backward_loop(grad_s: Tensor, s: Tensor, U: Tensor, activation: str) -> Tensor:
+    """∂p ``(T, B, N)`` (T ≥ 1) from a contiguous ∂s: one ``addmm`` and one op per step."""
+    T = s.shape[0]
+    grad_p = torch.empty_like(s)
+    if activation == "relu":
+        def through_activation_(t):  # keep the gradient where s_t > 0
+            torch.ops.aten.threshold_backward.grad_input(grad_p[t], s[t], 0,
+                                                         grad_input=grad_p[t])
+    else:
+        slope = 1 - s * s
+
+        def through_activation_(t):
+            grad_p[t].mul_(slope[t])
+    grad_p[T - 1].copy_(grad_s[T - 1])
+    through_activation_(T - 1)
+    for t in range(T - 2, -1, -1):
+        torch.addmm(grad_s[t], grad_p[t + 1], U, out=grad_p[t])
+        through_activation_(t)
+    return grad_p
+
+
+class ShortRNNFunction(torch.autograd.Function):
+    """One autograd node for the whole sequence; ``loops`` gives the two time loops:
+    ``loops.forward(p, U, s0, activation) -> s`` and ``loops.backward(∂s, s, U, activation) ->
+    ∂p`` (these torch loops, or the compiled ones of :mod:`.short_rnn_compiled`)."""
+
     @staticmethod
-    def forward(ctx, p: Tensor, U: Tensor, s0: Tensor, activation: str) -> Tensor:
-        p = p.contiguous()
-        s = torch.empty_like(p)
-        Ut = U.t()
-        prev = s0
-        for t in range(p.shape[0]):
-            torch.addmm(p[t], prev, Ut, out=s[t])
-            if activation == "relu":
-                s[t].relu_()
-            else:
-                s[t].tanh_()
-            prev = s[t]
-        ctx.activation = activation
+    def forward(ctx, p: Tensor, U: Tensor, s0: Tensor, activation: str, loops) -> Tensor:
+        s = loops.forward(p.contiguous(), U, s0, activation)
+        ctx.activation, ctx.loops = activation, loops
         ctx.save_for_backward(s, U, s0)
         return s
 
     @staticmethod
     def backward(ctx, grad_s: Tensor):
         s, U, s0 = ctx.saved_tensors
-        T = s.shape[0]
-        grad_p = torch.empty_like(s)
-        if T == 0:
-            return grad_p, torch.zeros_like(U), torch.zeros_like(s0), None
-        grad_s = grad_s.contiguous()
-        if ctx.activation == "relu":
-            def through_activation_(t):  # keep the gradient where s_t > 0
-                torch.ops.aten.threshold_backward.grad_input(grad_p[t], s[t], 0,
-                                                             grad_input=grad_p[t])
-        else:
-            slope = 1 - s * s
+        if s.shape[0] == 0:
+            return torch.empty_like(s), torch.zeros_like(U), torch.zeros_like(s0), None, None
+        grad_p = ctx.loops.backward(grad_s.contiguous(), s, U, ctx.activation)
+        return (grad_p, *weight_and_state_grads(grad_p, s, s0, U), None, None)
 
-            def through_activation_(t):
-                grad_p[t].mul_(slope[t])
-        grad_p[T - 1].copy_(grad_s[T - 1])
-        through_activation_(T - 1)
-        for t in range(T - 2, -1, -1):
-            torch.addmm(grad_s[t], grad_p[t + 1], U, out=grad_p[t])
-            through_activation_(t)
-        return (grad_p, *weight_and_state_grads(grad_p, s, s0, U), None)
+
+class TorchLoops:
+    forward = staticmethod(forward_loop)
+    backward = staticmethod(backward_loop)
 
 
 def weight_and_state_grads(grad_p: Tensor, s: Tensor, s0: Tensor, U: Tensor):
@@ -75,9 +94,14 @@ def weight_and_state_grads(grad_p: Tensor, s: Tensor, s0: Tensor, U: Tensor):
     return grad_U, grad_p[0].mm(U)
 
 
+def run_short_rnn(p: Tensor, U: Tensor, s0: Tensor, activation: str, loops) -> Tensor:
+    """:class:`ShortRNNFunction` with ``loops``, after checking ``activation``."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation {activation!r}: allowed {', '.join(ACTIVATIONS)}")
+    return ShortRNNFunction.apply(p, U, s0, activation, loops)
+
+
 def short_rnn_loop(p: Tensor, U: Tensor, s0: Tensor, activation: str = "relu") -> Tensor:
     """``s_t = φ(p_t + s_{t-1} Uᵀ)``: p ``(T, B, N)``, U ``(N, N)``, s0 ``(B, N)`` → s
     ``(T, B, N)``; ``activation`` is ``relu`` or ``tanh``."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation {activation!r}: allowed {', '.join(ACTIVATIONS)}")
-    return _ShortRNNLoop.apply(p, U, s0, activation)
+    return run_short_rnn(p, U, s0, activation, TorchLoops)

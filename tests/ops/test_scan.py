@@ -155,7 +155,13 @@ def test_backend_values_agree(monkeypatch, name):
 
 
 def test_auto_rule_on_cpu(monkeypatch):
+    """The compiled loop wherever it runs; where it cannot (here: as if its build had failed),
+    the scan for few columns and long sequences, else the torch loop."""
     monkeypatch.setenv("DURNN_BACKEND", "auto")
+    assert choose_backend(torch.empty(8, 2, 3)) == "compiled"
+    assert choose_backend(torch.empty(100_000, 1, 4)) == "compiled"
+    assert choose_backend(torch.empty(100_000, 1, 4, dtype=torch.bfloat16)) == "scan"
+    monkeypatch.setattr("durnn_plugin.ops.dispatch.unavailable_reason", lambda *t: "not built")
     assert choose_backend(torch.empty(8, 2, 3)) == "cpu"
     assert choose_backend(torch.empty(100_000, 1, 4)) == "scan"
     assert choose_backend(torch.empty(100_000, 64, 64)) == "cpu"  # many columns
@@ -190,7 +196,8 @@ def test_impossible_forced_triton_is_one_line(monkeypatch):
 def test_unknown_backend_is_one_line(monkeypatch):
     monkeypatch.setenv("DURNN_BACKEND", "magic")
     with pytest.raises(ValueError, match=r"^DURNN_BACKEND='magic' is not a backend here; allowed: "
-                                         r"auto, cpu, reference, scan, triton, triton_pipelined, triton_scan$"):
+                                         r"auto, compiled, cpu, reference, scan, triton, triton_pipelined, "
+                                         r"triton_scan$"):
         indrnn_recurrence(torch.randn(3, 1, 2), torch.rand(2))
 
 

@@ -162,14 +162,14 @@ def test_cudnn_backend_runs_bf16_in_fp32(monkeypatch):
 
 
 def test_auto_and_the_backend_values(monkeypatch):
-    """``auto`` keeps today's choice (cuDNN on CUDA, the loop elsewhere, also under the
+    """``auto`` keeps its choice (cuDNN on CUDA, the compiled loop on the CPU, also under the
     interpreter); ``short=`` items leave the IndRNN choice alone and vice versa."""
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     on_cuda = types.SimpleNamespace(shape=(8, 2, 3), dtype=torch.float32,
                                     device=torch.device("cuda"))
     for value in ("", "auto", "triton", "short=auto", "scan, SHORT=AUTO"):
         monkeypatch.setenv("DURNN_BACKEND", value)
-        assert choose_short_backend(torch.empty(8, 2, 3)) == "cpu"
+        assert choose_short_backend(torch.empty(8, 2, 3)) == "compiled"
         assert choose_short_backend(on_cuda) == "cudnn"
     monkeypatch.setenv("DURNN_BACKEND", "short=triton")
     assert selected_backend() == "auto"
@@ -181,8 +181,8 @@ def test_bad_backend_values_are_one_line(monkeypatch):
     x = torch.empty(3, 2, 4)
     monkeypatch.setenv("DURNN_BACKEND", "short=magic")
     with pytest.raises(ValueError, match=r"^DURNN_BACKEND: 'short=magic' is not a short-term backend "
-                                         r"here; allowed: short=auto, short=cpu, short=cudnn, "
-                                         r"short=triton$"):
+                                         r"here; allowed: short=auto, short=compiled, short=cpu, "
+                                         r"short=cudnn, short=triton$"):
         choose_short_backend(x)
     monkeypatch.setenv("DURNN_BACKEND", "short=cpu,short=triton")
     with pytest.raises(ValueError, match=r"^DURNN_BACKEND='short=cpu,short=triton' names two short "

@@ -23,18 +23,6 @@ from examples.speech_recognition import (features, prepare_speech, transcribe,  
                                          wer_by_voice)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return speech_runs.make_corpus(tmp_path_factory.mktemp("speech"))
-
-
-@pytest.fixture(scope="module")
-def checkpoint(data, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("ckpt")
-    speech_runs.train(data, save_dir)
-    return save_dir / "checkpoint_last.pt"
-
-
 def test_manifests_columns_and_n_frames(data):
     for split in ("train", "dev", "test_digits"):
         text = (data / f"{split}.tsv").read_text().splitlines()

@@ -21,18 +21,6 @@ TINY_LM = ["--embed-dim", "16", "--hidden-size", "32", "--short-size", "8", "--n
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return speech_runs.make_corpus(tmp_path_factory.mktemp("speech"))
-
-
-@pytest.fixture(scope="module")
-def checkpoint(data, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("ckpt")
-    speech_runs.train(data, save_dir)
-    return save_dir / "checkpoint_last.pt"
-
-
-@pytest.fixture(scope="module")
 def lm(data, tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("lm")
     train_speech_lm.main(["--data", str(data), "--save-dir", str(save_dir), "--max-update", "40",

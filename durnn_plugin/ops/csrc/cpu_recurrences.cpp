@@ -238,29 +238,30 @@ void activate_(torch::Tensor& z, bool relu) {
 
 }  // namespace
 
-// DuRNN layer, one step: x (B, D), s0 (B, N_s), h0 (B, N_l); W_in = [W_s; W_x] (N_s + N_gx +
-// N_lx, D) -> {y (B, C), s (B, N_s), h (B, N_l)}
+// DuRNN layer, one step: x (B, D), s0 (B, N_s), h0 (B, N_l); W_x = [W_g; W_li] (N_gx + N_lx,
+// D) or none -> {y (B, C), s (B, N_s), h (B, N_l)}
 std::vector<torch::Tensor> durnn_layer_step(
-    torch::Tensor x, torch::Tensor s0, torch::Tensor h0, torch::Tensor W_in, torch::Tensor b_s,
-    torch::Tensor U_s, c10::optional<torch::Tensor> V_g, c10::optional<torch::Tensor> b_g,
-    torch::Tensor W_l, torch::Tensor b_l, torch::Tensor u, int64_t gate_x_size,
-    int64_t long_x_size, bool relu, bool concat_output, const std::string& skip,
-    c10::optional<torch::Tensor> skip_weight, c10::optional<torch::Tensor> norm_weight,
-    c10::optional<torch::Tensor> norm_bias, double norm_eps) {
+    torch::Tensor x, torch::Tensor s0, torch::Tensor h0, torch::Tensor W_s,
+    c10::optional<torch::Tensor> W_x, torch::Tensor b_s, torch::Tensor U_s,
+    c10::optional<torch::Tensor> V_g, c10::optional<torch::Tensor> b_g, torch::Tensor W_l,
+    torch::Tensor b_l, torch::Tensor u, int64_t gate_x_size, int64_t long_x_size, bool relu,
+    bool concat_output, const std::string& skip, c10::optional<torch::Tensor> skip_weight,
+    c10::optional<torch::Tensor> norm_weight, c10::optional<torch::Tensor> norm_bias,
+    double norm_eps) {
   at::NoGradGuard no_grad;
-  const int64_t Ns = U_s.size(0);
-  auto proj = at::mm(x, W_in.t());  // W_s x and W_x x in one GEMM
-  auto s = at::addmm(proj.narrow(1, 0, Ns), s0, U_s.t());
-  s.add_(b_s);
+  auto s = at::addmm(b_s, x, W_s.t());
+  s.addmm_(s0, U_s.t());
   activate_(s, relu);
+  torch::Tensor x_side;  // W_x x: the gate's and the long-term input's x terms in one GEMM
+  if (W_x.has_value()) x_side = at::mm(x, W_x->t());
   torch::Tensor selected = s;
   if (b_g.has_value()) {  // selection != none
     torch::Tensor g = V_g.has_value() ? at::addmm(*b_g, s, V_g->t()) : b_g->expand_as(s);
-    if (gate_x_size > 0) g = g + proj.narrow(1, Ns, gate_x_size);
+    if (gate_x_size > 0) g = g + x_side.narrow(1, 0, gate_x_size);
     selected = g.sigmoid_().mul_(s);
   }
   auto h = at::addmm(b_l, selected, W_l.t());
-  if (long_x_size > 0) h.add_(proj.narrow(1, Ns + gate_x_size, long_x_size));
+  if (long_x_size > 0) h.add_(x_side.narrow(1, gate_x_size, long_x_size));
   h.addcmul_(u, h0).relu_();
   auto y = concat_output ? at::cat({s, h}, 1) : h.clone();
   return {residual_and_norm(y, x, skip, skip_weight, norm_weight, norm_bias, norm_eps), s, h};
