@@ -33,7 +33,8 @@ view:
 
 * CUDA tensors, triton importable, dtype fp32/bf16/fp16/fp64 → ``triton_scan`` if
   ``C ≤ TRITON_SCAN_MAX_COLUMNS`` and ``S ≥ TRITON_SCAN_MIN_STEPS``, else ``triton``;
-* CPU tensors the compiled loop can run (fp32/fp64, extension built) → ``compiled``;
+* CPU tensors the compiled loop can run (fp32/fp64, extension built) → ``compiled``, except
+  with 1 torch thread and ``C > COMPILED_ONE_THREAD_MAX_COLUMNS``;
 * otherwise (other CPU dtypes, no extension, or CUDA without triton) → ``scan`` if
   ``C ≤ SCAN_MAX_COLUMNS`` and ``S ≥ SCAN_MIN_STEPS``, else ``cpu``.
 
@@ -49,9 +50,11 @@ thread (C = 128: 4.4-4.7x, C = 512: 1.2-1.3x) and with 2 (C = 128: 1.3-3.3x, C =
 whole-tensor ops stall when the cores are shared).
 
 The CPU rule comes from ``examples/benchmarks/compiled_speed.py`` (fwd+bwd, fp32, 1 and 2
-threads, examples/benchmarks/README.md, CPU): the compiled loops were faster than the torch
-loop and the scan at every shape measured, from the decoding-size column counts to the
-long-range ones.
+threads, a 2-core AMD EPYC, examples/benchmarks/README.md, CPU): with 2 threads the compiled
+IndRNN loop was 1.3-17x faster than the torch loop and faster than the scan at every shape
+measured; with 1 thread it was faster at 4,800 columns (1.2x) and 128 columns (17x) but
+0.8-0.9x at 16,384 and 19,200 columns, where the torch loop stays. The compiled short-term loop
+was faster at every shape and thread count (1.1-1.7x).
 
 A backend forced through ``DURNN_BACKEND`` that cannot run raises one line, e.g.
 ``DURNN_BACKEND=triton cannot run here: tensors are on cpu and TRITON_INTERPRET is not set``
@@ -62,6 +65,7 @@ import functools
 import os
 from typing import Dict, Optional, Tuple
 
+import torch
 from torch import Tensor, nn
 
 from .cpu_extension import unavailable_reason
@@ -95,6 +99,7 @@ ENV_VAR = "DURNN_BACKEND"
 
 SCAN_MAX_COLUMNS = 512  # d·B·N, CPU
 SCAN_MIN_STEPS = 8192  # ceil(T/d), CPU
+COMPILED_ONE_THREAD_MAX_COLUMNS = 8192  # d·B·N, CPU, 1 torch thread
 TRITON_SCAN_MAX_COLUMNS = 1024  # d·B·N, CUDA
 TRITON_SCAN_MIN_STEPS = 4096  # ceil(T/d), CUDA
 TRITON_BACKENDS = ("triton", "triton_scan", "triton_pipelined")
@@ -152,6 +157,14 @@ def compiled_runs_on(*tensors: Tensor) -> bool:
     return unavailable_reason(*tensors) is None
 
 
+def compiled_pays_off(a: Tensor, dilation: int) -> bool:
+    """``auto``'s CPU rule for the compiled IndRNN loop: with 2 or more torch threads always;
+    with 1 thread only for ``d·B·N ≤ COMPILED_ONE_THREAD_MAX_COLUMNS`` (above it the torch loop
+    measured as fast or faster)."""
+    _, B, N = a.shape
+    return torch.get_num_threads() > 1 or dilation * B * N <= COMPILED_ONE_THREAD_MAX_COLUMNS
+
+
 def refuse_if_cannot_run(label: str, reason: Optional[str]) -> None:
     if reason is not None:
         raise RuntimeError(f"{ENV_VAR}={label} cannot run here: {reason}")
@@ -172,7 +185,7 @@ def choose_backend(a: Tensor, dilation: int = 1, u: Optional[Tensor] = None) -> 
     if a.device.type == "cuda" and cannot_run_reason(a) is None:
         return ("triton_scan" if scan_pays_off(a, dilation, TRITON_SCAN_MAX_COLUMNS,
                                                TRITON_SCAN_MIN_STEPS) else "triton")
-    if compiled_runs_on(*tensors):
+    if compiled_runs_on(*tensors) and compiled_pays_off(a, dilation):
         return "compiled"
     return "scan" if scan_pays_off(a, dilation, SCAN_MAX_COLUMNS, SCAN_MIN_STEPS) else "cpu"
 

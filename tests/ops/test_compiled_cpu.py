@@ -127,6 +127,21 @@ def test_auto_picks_compiled_for_fp32_and_fp64_cpu_only(monkeypatch):
     assert choose_backend(mixed, 1, torch.zeros(4, dtype=torch.float64)) == "cpu"
 
 
+def test_auto_keeps_the_torch_loop_for_wide_calls_on_one_thread(monkeypatch):
+    monkeypatch.delenv("DURNN_BACKEND", raising=False)
+    threads = torch.get_num_threads()
+    wide, narrow = torch.zeros(4, 32, 512), torch.zeros(4, 50, 96)
+    try:
+        torch.set_num_threads(1)
+        assert choose_backend(wide, 1, wide[0, 0]) == "cpu"
+        assert choose_backend(narrow, 1, narrow[0, 0]) == "compiled"
+        assert choose_short_backend(wide) == "compiled"
+        torch.set_num_threads(2)
+        assert choose_backend(wide, 1, wide[0, 0]) == "compiled"
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_environment_forces_the_loop_or_the_compiled_path(monkeypatch):
     monkeypatch.setenv("DURNN_BACKEND", "cpu,short=cpu")
     a = torch.zeros(3, 2, 4)
