@@ -10,10 +10,11 @@ Run from the repository root, with the project's venv::
 
 Plans (:data:`PLANS`):
 
-- ``race``: ``s2t_durnn_s`` vs fairseq's ``s2t_transformer_xs`` and ``s2t_berard``, resized so
-  that their parameter counts are within 5% of ``s2t_durnn_s``'s (:data:`RACE`; checked on the
-  data's dictionary before any training, the run is refused otherwise), on the same data
-  (``prepare_speech.py`` defaults plus ``--prepare-args``), 20 minutes each; a fourth run,
+- ``race``: ``s2t_durnn_s`` vs fairseq's ``s2t_transformer_xs``, ``s2t_berard`` and
+  ``s2t_conformer``, resized so that their parameter counts are within 5% of ``s2t_durnn_s``'s
+  (:data:`RACE`; checked on the data's dictionary before any training, the run is refused
+  otherwise), on the same data (``prepare_speech.py`` defaults plus ``--prepare-args``), 20
+  minutes each; a fifth run,
   ``durnn-ctc``, is ``s2t_durnn_s`` with an auxiliary CTC loss on its encoder
   (``--encoder-ctc``, fairseq's ``label_smoothed_cross_entropy_with_ctc``, weight 0.3).
 - ``ablation``: ``s2t_durnn_s`` on the digits and numbers texts (:data:`ABLATION_TEXTS`), one
@@ -74,6 +75,13 @@ RACE = {
     "berard": ("s2t_berard",
                "--input-layers [128,64] --num-blstm-layers 3 --lstm-size 84 "
                "--decoder-num-layers 1 --decoder-hidden-dim 168 --attention-dim 168", ""),
+    # two conformer blocks (each two half-step FFNs, attention, a convolution module) with the
+    # transformer's decoder: at the transformer's sizes it would have 1.37M parameters
+    "conformer": ("s2t_conformer",
+                  "--encoder-embed-dim 128 --decoder-embed-dim 128 --encoder-layers 2 "
+                  "--decoder-layers 2 --encoder-ffn-embed-dim 128 --decoder-ffn-embed-dim 256 "
+                  "--encoder-attention-heads 4 --decoder-attention-heads 4 --conv-channels 128",
+                  ""),
     # the trial of an auxiliary CTC loss on the encoder (its output layer is left out of the
     # count: decoding does not use it)
     "durnn-ctc": ("s2t_durnn_s", "--encoder-ctc",

@@ -28,7 +28,7 @@ def test_race_models_have_equal_parameter_counts(dict256):
               for name, (arch, args, _) in race.RACE.items()}
     counts = {name: sum(p.numel() for n, p in m.named_parameters() if "ctc_proj" not in n)
               for name, m in models.items()}
-    assert list(counts) == ["durnn", "transformer", "berard", "durnn-ctc"]
+    assert list(counts) == ["durnn", "transformer", "berard", "conformer", "durnn-ctc"]
     assert race.param_count(dict256, *race.RACE["durnn"][:2]) == counts["durnn"]
     # the CTC run differs only by its CTC output (256 x 512 + 256), used in training only
     assert counts["durnn-ctc"] == counts["durnn"]
