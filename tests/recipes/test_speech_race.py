@@ -34,7 +34,7 @@ def test_race_models_have_equal_parameter_counts(dict256):
     assert counts["durnn-ctc"] == counts["durnn"]
     assert sum(p.numel() for p in models["durnn-ctc"].parameters()) == counts["durnn"] + 256 * 513
     lines = race.check_counts(counts).splitlines()
-    assert len(lines) == 4 and lines[0].startswith("durnn")
+    assert len(lines) == 5 and lines[0].startswith("durnn")
     assert all(abs(n / counts["durnn"] - 1) <= 0.05 for n in counts.values())
     # each model runs forward and backward on a padded batch of 2 utterances
     for name, model in models.items():
@@ -53,8 +53,9 @@ def test_plans():
     assert [(r.arch, r.data) for r in entries] == [("s2t_durnn_s", "race"),
                                                    ("s2t_transformer_xs", "race"),
                                                    ("s2t_berard", "race"),
+                                                   ("s2t_conformer", "race"),
                                                    ("s2t_durnn_s", "race")]
-    assert "label_smoothed_cross_entropy_with_ctc" in entries[3].train_args
+    assert "label_smoothed_cross_entropy_with_ctc" in entries[4].train_args
     assert all(r.prepare_args == "--speed-perturb 0.9,1.0,1.1" for r in entries)
     ablation = race.plan_entries("ablation")
     assert {r.arch for r in ablation} == {"s2t_durnn_s"}
