@@ -7,6 +7,7 @@ Run from the repository root, with the project's venv::
     .venv/bin/python -m examples.speech_recognition.race race --count-only   # parameters only
     .venv/bin/python -m examples.speech_recognition.race race --jobs 2 --threads 1     # 4 x 20 min
     .venv/bin/python -m examples.speech_recognition.race ablation --jobs 2 --threads 1 # 10 x 10
+    .venv/bin/python -m examples.speech_recognition.race extra --jobs 2 --threads 1    # 4 x 10
 
 Plans (:data:`PLANS`):
 
@@ -20,6 +21,8 @@ Plans (:data:`PLANS`):
 - ``ablation``: ``s2t_durnn_s`` on the digits and numbers texts (:data:`ABLATION_TEXTS`), one
   data directory per augmentation option (:data:`ABLATION`, one option at a time, then all
   together), 10 minutes each.
+- ``extra``: as ``ablation``, all the default options, then each option that is off by default
+  (``--pad-silence``, ``--vtln``, ``--noise-only``) on top of them (:data:`EXTRA`).
 
 Every run is ``run_digits.sh`` with ``PREPARE=0`` on a data directory prepared once per
 variant (``WORK/<plan>/data-<variant>``, the speech itself synthesised once in
@@ -92,18 +95,25 @@ ABLATION_TEXTS = ("--train-texts digit=20,digits=150,number=150,time=40,date=40 
 # one effect of the default augmentation at a time, then all of them
 ABLATION = {"none": "", **augment.DEFAULT_EFFECTS, "no-specaugment": "--no-specaugment",
             "all": augment.DEFAULT_OPTIONS}
-PLANS = {"race": 20, "ablation": 10}  # minutes per run
-RESULT_SET = re.compile(r"^(test_\w+) \(fairseq-generate: (.*)\):$")
-RESULT_VOICE = re.compile(r"^\s+(\S+)\s+WER\s+([0-9.]+) \((\d+) words, (\d+) utterances\)$")
+# the options that are off by default, each on top of all the default ones
+EXTRA = {"all": augment.DEFAULT_OPTIONS,
+         **{f"all+{name}": f"{augment.DEFAULT_OPTIONS} {args}"
+            for name, args in (("pad-silence", "--pad-silence 1.0"), ("vtln", "--vtln 0.1"),
+                               ("noise-only", "--noise-only 400"))}}
+PLANS = {"race": 20, "ablation": 10, "extra": 10}  # minutes per run
+RESULT_SET = re.compile(r"^((?:test|dev)_\w+) \(fairseq-generate: (.*)\):$")
+RESULT_VOICE = re.compile(r"^\s+(\S+(?: \S+)*)\s+WER\s+([0-9.]+) \((\d+) words, (\d+) "
+                          r"utterances\)$")
 
 
 def plan_entries(plan: str, prepare_args: str = "") -> List[Entry]:
     if plan == "race":
         return [Entry(name, arch, args, "race", prepare_args, train_args)
                 for name, (arch, args, train_args) in RACE.items()]
+    variants = ABLATION if plan == "ablation" else EXTRA
     return [Entry(name, "s2t_durnn_s", "", name,
                   f"{ABLATION_TEXTS} {args} {prepare_args}".strip())
-            for name, args in ABLATION.items()]
+            for name, args in variants.items()]
 
 
 def model_options(data_dir: str, arch: str, model_args: str) -> List[str]:
@@ -182,10 +192,10 @@ def minutes(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("plan", choices=sorted(PLANS))
-    known = list(dict.fromkeys([*RACE, *ABLATION]))
+    known = list(dict.fromkeys([*RACE, *ABLATION, *EXTRA]))
     runs.add_options(ap, known, [], os.path.join(HERE, "work"), None)
     ap.add_argument("--minutes", dest="budget_seconds", type=minutes,
-                    help="the budget in minutes (default: race 20, ablation 10)")
+                    help="the budget in minutes (default: race 20, ablation and extra 10)")
     ap.add_argument("--prepare-args", default="",
                     help="more prepare_speech.py options for every data variant")
     return ap

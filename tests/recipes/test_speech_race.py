@@ -1,6 +1,7 @@
 """The speech race's pieces: equal parameter counts, the runs of each plan, the augmentation
 defaults run_digits.sh shares, and the reading of fairseq-train logs and run_digits.sh results
 (the runner itself: tests/recipes/test_runs.py)."""
+import argparse
 import re
 import subprocess
 import sys
@@ -64,8 +65,18 @@ def test_plans():
     assert [r.name for r in ablation] == ["none", *augment.DEFAULT_EFFECTS, "no-specaugment",
                                           "all"]
     assert ablation[-1].prepare_args == f"{race.ABLATION_TEXTS} {augment.DEFAULT_OPTIONS}"
+    # the options off by default, each on top of all the default ones, in its own data variant
+    extra = race.plan_entries("extra")
+    assert [r.name for r in extra] == ["all", "all+pad-silence", "all+vtln", "all+noise-only"]
+    assert len({r.data for r in extra}) == 4
+    for run, option in zip(extra[1:], ("--pad-silence", "--vtln", "--noise-only")):
+        assert run.prepare_args.startswith(extra[0].prepare_args + " " + option)
+        ap = argparse.ArgumentParser()
+        prepare_speech.augmentation_args(ap)
+        known, _ = ap.parse_known_args(run.prepare_args.split())
+        prepare_speech.augmentation_from(known)  # valid values
     # every ablation variant parses as prepare_speech options and holds no sentences
-    for run in ablation:
+    for run in ablation + extra:
         args = run.prepare_args.split()
         assert "sentence" not in run.prepare_args and "command" not in run.prepare_args
         parser_ok = prepare_speech.parse_counts(args[args.index("--train-texts") + 1], "x")
@@ -111,6 +122,9 @@ test_digits (fairseq-generate: WER: 12.50):
 test_numbers (fairseq-generate: WER: 50.00):
   piper-joe                WER  50.00 (8 words, 2 utterances)
   all                      WER  50.00 (8 words, 2 utterances)
+dev_real (fairseq-generate: WER: 80.00):
+  number words             WER  80.00 (5 words, 1 utterances)
+  all                      WER  80.00 (5 words, 1 utterances)
 """
 
 
@@ -124,7 +138,8 @@ def test_learning_curve_results_and_table(tmp_path):
     results = race.read_results(str(tmp_path / "results.txt"))
     assert results == {"test_digits": {"flite-rms": (10.0, 20), "piper-joe": (15.0, 20),
                                        "all": (12.5, 40)},
-                       "test_numbers": {"piper-joe": (50.0, 8), "all": (50.0, 8)}}
+                       "test_numbers": {"piper-joe": (50.0, 8), "all": (50.0, 8)},
+                       "dev_real": {"number words": (80.0, 5), "all": (80.0, 5)}}
     assert race.read_results(str(tmp_path / "none.txt")) == {}  # a failed run left none
     text = race.table(["durnn", "transformer"], {"durnn": results}, {"durnn": ["990,720", 50]})
     assert "| durnn | 10.00 | 15.00 | 12.50 | 990,720 | 50 |" in text
