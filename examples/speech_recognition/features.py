@@ -45,16 +45,17 @@ def read_wav(path: str) -> torch.Tensor:
     return torch.from_numpy(samples.T.copy())
 
 
-def load_audio(path: str) -> torch.Tensor:
+def load_audio(path: str, peak_normalise: bool = True) -> torch.Tensor:
     """Any sound file soundfile reads (WAV, FLAC, ...; any sample rate, mono or stereo) as the
     training audio is made: channels averaged, resampled to 16 kHz
-    (``torchaudio.functional.resample``), peak at -1 dBFS; float ``(1, S)``."""
+    (``torchaudio.functional.resample``), peak at -1 dBFS unless ``peak_normalise`` is False
+    (the level kept, as a stream has it); float ``(1, S)``."""
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
     mono = torch.from_numpy(samples.mean(axis=1))[None]
     if rate != SAMPLE_RATE:
         mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
     peak = mono.abs().max()
-    return mono * (10 ** (-1 / 20) / peak) if peak > 0 else mono
+    return mono * (10 ** (-1 / 20) / peak) if peak > 0 and peak_normalise else mono
 
 
 def fbank(waveform: torch.Tensor, vtln_warp: float = 1.0) -> np.ndarray:
@@ -66,6 +67,32 @@ def fbank(waveform: torch.Tensor, vtln_warp: float = 1.0) -> np.ndarray:
     feats = kaldi.fbank(waveform * 32768, num_mel_bins=N_MELS, sample_frequency=SAMPLE_RATE,
                         dither=0.0, vtln_warp=vtln_warp)
     return feats.numpy().astype(np.float32)
+
+
+class StreamingFbank:
+    """:func:`fbank` of samples that arrive in chunks of any size. Kaldi frames each 25 ms window
+    (:data:`WINDOW` samples) every 10 ms (:data:`SHIFT`) from the first sample on (snip_edges),
+    frame ``i`` reading samples ``160 i .. 160 i + 399`` and nothing else (no dither), so every
+    frame is computed once its window is complete: :meth:`push` returns the new frames
+    ``(n, 80)`` float32 and keeps the samples from the next frame's start on. Over any chunking
+    the frames returned so far equal ``fbank`` of all samples pushed so far, up to fp32 rounding
+    (the mel filters' matrix product rounds differently for a different number of frames:
+    about 1e-7 relative)."""
+    WINDOW = SAMPLE_RATE * 25 // 1000
+    SHIFT = SAMPLE_RATE * 10 // 1000
+
+    def __init__(self):
+        self.pending = torch.zeros(0)  # samples from the start of the next frame on
+
+    def push(self, samples) -> np.ndarray:
+        """The frames completed by ``samples`` (``(S,)`` floats in [-1, 1], S >= 0)."""
+        self.pending = torch.cat([self.pending, torch.as_tensor(samples, dtype=torch.float32)])
+        n = 1 + (len(self.pending) - self.WINDOW) // self.SHIFT
+        if n <= 0:
+            return np.zeros((0, N_MELS), dtype=np.float32)
+        frames = fbank(self.pending[None, :self.WINDOW + (n - 1) * self.SHIFT])
+        self.pending = self.pending[n * self.SHIFT:].clone()
+        return frames
 
 
 def feature_file(utt_id: str, vtln_warp: float = 1.0) -> str:
