@@ -131,9 +131,9 @@ class RecurrentEncoder(FairseqEncoder):
             src_lengths = torch.full(source.shape[:1], source.shape[1], dtype=torch.long,
                                      device=source.device)
         x, lengths = self.front_end(source, src_lengths)
-        y, _ = self.stack(self.input_dropout(x), lengths)
+        y, _ = self.run_stack(x, lengths)
         mask = padding_mask(lengths, y.shape[0])
-        y = self.output_dropout(y).masked_fill(mask.t().unsqueeze(-1), 0.0)
+        y = y.masked_fill(mask.t().unsqueeze(-1), 0.0)
         return {
             "encoder_out": [y],  # (T, B, N or 2N)
             "encoder_padding_mask": [mask],  # (B, T)
@@ -142,6 +142,13 @@ class RecurrentEncoder(FairseqEncoder):
             "src_tokens": [],
             "src_lengths": [lengths],  # (B,)
         }
+
+    def run_stack(self, x: Tensor, lengths: Optional[Tensor],
+                  state: Optional[List] = None) -> Tuple[Tensor, List]:
+        """Front-end frames ``x (T, B, E)`` -> ``dropout_out(stack(dropout_in(x)))`` ``(T, B, N
+        or 2N)`` and the stack's final states (``state``: the states to start from)."""
+        y, state = self.stack(self.input_dropout(x), lengths, state)
+        return self.output_dropout(y), state
 
     def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor):
         """Select beam rows: batch is dim 1 of ``encoder_out``, dim 0 of the others."""

@@ -31,7 +31,8 @@ from .seq2seq_base import DuRNNSeq2SeqConfig, DuRNNSeq2SeqModel, small_architect
 
 
 @dataclass
-class S2TDuRNNConfig(DuRNNSeq2SeqConfig):
+class SpeechInputConfig:
+    """The speech input and its convolutional subsampler (``s2t_durnn``, ``s2t_durnn_ctc``)."""
     conv_kernel_sizes: str = field(default="5,5", metadata={
         "help": "comma-separated odd kernel sizes of the subsampler's 1-D convolutions "
                 "(each halves the frame rate)"})
@@ -44,19 +45,51 @@ class S2TDuRNNConfig(DuRNNSeq2SeqConfig):
         "help": "input channels (set by the task from config.yaml)"})
     speaker_to_id: Any = field(default=None, metadata={
         "help": "speaker ids (set by the task from config.yaml; not used by this model)"})
-    encoder_ctc: bool = field(default=False, metadata={
-        "help": "add a linear CTC output on the encoder states, trained by --criterion "
-                "label_smoothed_cross_entropy_with_ctc --ctc-weight W (unused in decoding)"})
 
     def kernel_sizes(self) -> List[int]:
         return [int(k) for k in str(self.conv_kernel_sizes).split(",")]
 
-    def validate(self) -> None:
-        super().validate()
+    def input_size(self) -> int:
+        """Features per input frame, ``input_feat_per_channel x input_channels``."""
+        return self.input_feat_per_channel * self.input_channels
+
+    def validate_speech_input(self) -> None:
         parts = str(self.conv_kernel_sizes).split(",")
         check(all(p.strip().isdigit() and int(p) % 2 == 1 for p in parts), "conv_kernel_sizes",
               self.conv_kernel_sizes, "comma-separated odd positive integers, e.g. 5,5")
         check_positive_int("conv_channels", self.conv_channels)
+
+
+def subsampled_frame_bound(cfg, task) -> Tuple[Optional[int], str]:
+    """The encoder's frame bound, ``--max-source-positions`` halved once per convolution (for
+    ``encoder_u_time_steps``), and where it comes from."""
+    halvings = len(str(cfg.conv_kernel_sizes).split(","))
+    frames = task_option(task, "max_source_positions")
+    return (None if frames is None else -(-int(frames) // 2 ** halvings),
+            f"--max-source-positions {frames} after {halvings} halvings")
+
+
+def ctc_output(ctc_proj: nn.Linear,
+               encoder_out: Dict[str, List[Tensor]]) -> Tuple[Tensor, Tensor]:
+    """``log_softmax(W h_t + b)`` ``(T, B, V)`` (fp32) of an encoder output dict's states and
+    their lengths ``(B,)``."""
+    lprobs = utils.log_softmax(ctc_proj(encoder_out["encoder_out"][0]).float(), dim=-1)
+    mask = encoder_out["encoder_padding_mask"]
+    lengths = lprobs.new_full((lprobs.size(1),), lprobs.size(0)).long()
+    if mask:
+        lengths -= mask[0].sum(dim=1)
+    return lprobs, lengths
+
+
+@dataclass
+class S2TDuRNNConfig(DuRNNSeq2SeqConfig, SpeechInputConfig):
+    encoder_ctc: bool = field(default=False, metadata={
+        "help": "add a linear CTC output on the encoder states, trained by --criterion "
+                "label_smoothed_cross_entropy_with_ctc --ctc-weight W (unused in decoding)"})
+
+    def validate(self) -> None:
+        super().validate()
+        self.validate_speech_input()
 
 
 @register_model("s2t_durnn", dataclass=S2TDuRNNConfig)
@@ -65,13 +98,9 @@ class S2TDuRNNModel(DuRNNSeq2SeqModel):
 
     @classmethod
     def side_lengths(cls, cfg, task) -> Dict[str, Tuple[Optional[int], str]]:
-        """Encoder: the subsampled frame bound, ``--max-source-positions`` halved once per
-        convolution; decoder: ``--max-target-positions``."""
-        halvings = len(str(cfg.conv_kernel_sizes).split(","))
-        frames = task_option(task, "max_source_positions")
+        """Encoder: :func:`subsampled_frame_bound`; decoder: ``--max-target-positions``."""
         tokens = task_option(task, "max_target_positions")
-        return {"encoder": (None if frames is None else -(-int(frames) // 2 ** halvings),
-                            f"--max-source-positions {frames} after {halvings} halvings"),
+        return {"encoder": subsampled_frame_bound(cfg, task),
                 "decoder": (tokens, "--max-target-positions")}
 
     @classmethod
@@ -93,21 +122,15 @@ class S2TDuRNNModel(DuRNNSeq2SeqModel):
     def get_ctc_output(self, net_output, sample) -> Tuple[Tensor, Tensor]:
         """CTC log-probabilities ``(T, B, V)`` (fp32) of the encoder states and their lengths
         ``(B,)``."""
-        encoder_out = net_output[1]["encoder_out"]
-        lprobs = utils.log_softmax(self.ctc_proj(encoder_out["encoder_out"][0]).float(), dim=-1)
-        mask = encoder_out["encoder_padding_mask"]
-        lengths = lprobs.new_full((lprobs.size(1),), lprobs.size(0)).long()
-        if mask:
-            lengths -= mask[0].sum(dim=1)
-        return lprobs, lengths
+        return ctc_output(self.ctc_proj, net_output[1]["encoder_out"])
 
     def get_ctc_target(self, sample) -> Tuple[Tensor, Tensor]:
         return sample["target"], sample["target_lengths"]
 
     @classmethod
     def build_front_end(cls, cfg: S2TDuRNNConfig, task) -> SpeechFrontEnd:
-        return SpeechFrontEnd(cfg.input_feat_per_channel * cfg.input_channels,
-                              cfg.conv_channels, cfg.encoder_embed_dim, cfg.kernel_sizes())
+        return SpeechFrontEnd(cfg.input_size(), cfg.conv_channels, cfg.encoder_embed_dim,
+                              cfg.kernel_sizes())
 
 
 @register_model_architecture("s2t_durnn", "s2t_durnn_m")

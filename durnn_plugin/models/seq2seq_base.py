@@ -53,6 +53,18 @@ def side_stack_options(side: str) -> Type:
     return make_dataclass(f"{side.title()}StackOptions", specs)
 
 
+def prefixed_stack_options(cfg, side: str, bidirectional: bool) -> StackOptions:
+    """The :class:`StackOptions` held by ``cfg``'s ``<side>_*`` fields, validated; errors name
+    the prefixed option."""
+    opts = StackOptions(**{f.name: getattr(cfg, f"{side}_{f.name}") for f in fields(StackOptions)
+                           if f.name != "bidirectional"}, bidirectional=bidirectional)
+    try:
+        opts.validate()
+    except InvalidOptionError as error:
+        raise InvalidOptionError(f"{side}_{error.option}", error.value, error.allowed) from None
+    return opts
+
+
 EncoderStackOptions = side_stack_options("encoder")
 DecoderStackOptions = side_stack_options("decoder")
 
@@ -70,14 +82,8 @@ class DuRNNSeq2SeqConfig(FairseqDataclass, EncoderStackOptions, DecoderStackOpti
         "help": "tie the decoder's input and output embeddings"})
 
     def stack_options(self, side: str) -> StackOptions:
-        """The :class:`StackOptions` of one side, validated; errors name the prefixed option."""
-        opts = StackOptions(**{f.name: getattr(self, f"{side}_{f.name}") for f in fields(StackOptions)
-                               if f.name != "bidirectional"}, bidirectional=side == "encoder")
-        try:
-            opts.validate()
-        except InvalidOptionError as error:
-            raise InvalidOptionError(f"{side}_{error.option}", error.value, error.allowed) from None
-        return opts
+        """The :class:`StackOptions` of one side (the encoder bidirectional), validated."""
+        return prefixed_stack_options(self, side, bidirectional=side == "encoder")
 
     def validate(self) -> None:
         for side in SIDES:

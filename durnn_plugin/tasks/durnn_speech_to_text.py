@@ -18,10 +18,10 @@ built from options that do not set ``min_len``; an explicit ``--min-len`` is kep
 options (``fairseq-train``) or from the checkpoint's (``fairseq-generate``); 1 when the model
 has no such option.
 
-A CTC criterion (``--ctc-weight`` > 0) needs a model with a CTC output (``s2t_durnn
---encoder-ctc``, fairseq's ``s2t_transformer`` with ``--ctc-weight``), and a model with a CTC
-output needs a CTC criterion (otherwise that output would never be trained); either mismatch
-stops the command with one line before training.
+A CTC criterion (``--ctc-weight`` > 0, or ``--criterion durnn_ctc``) needs a model with a CTC
+output (``s2t_durnn_ctc``, ``s2t_durnn --encoder-ctc``, fairseq's ``s2t_transformer`` with
+``--ctc-weight``), and a model with a CTC output needs a CTC criterion (otherwise that output
+would never be trained); either mismatch stops the command with one line before training.
 
 ``speech_to_text`` checkpoints store their configuration as an ``argparse.Namespace``; the
 plugin allow-lists exactly that class (:mod:`durnn_plugin.safe_checkpoints`), so
@@ -102,12 +102,17 @@ class DuRNNSpeechToTextTask(SpeechToTextTask):
         go together (when this task built the model)."""
         has_ctc = getattr(self, "model_has_ctc", None)
         ctc_weight = getattr(cfg, "ctc_weight", 0.0) or 0.0
-        if has_ctc is not None and (ctc_weight > 0) != has_ctc:
+        name = getattr(cfg, "_name", None)
+        if has_ctc is not None and (ctc_weight > 0 or name == "durnn_ctc") != has_ctc:
             if has_ctc:
                 raise InvalidOptionError(
-                    "criterion", getattr(cfg, "_name", None),
-                    "label_smoothed_cross_entropy_with_ctc with --ctc-weight > 0 for a model "
-                    "with a CTC output (--encoder-ctc), which nothing else trains")
+                    "criterion", name, "durnn_ctc, or label_smoothed_cross_entropy_with_ctc "
+                    "with --ctc-weight > 0, for a model with a CTC output (s2t_durnn_ctc, "
+                    "--encoder-ctc), which nothing else trains")
+            if name == "durnn_ctc":
+                raise InvalidOptionError(
+                    "criterion", name, "a criterion of this model's outputs: durnn_ctc "
+                    "needs a model with a CTC output (e.g. --arch s2t_durnn_ctc_s)")
             raise InvalidOptionError(
                 "ctc_weight", ctc_weight, "0 for a model without a CTC output; add "
                 "--encoder-ctc (s2t_durnn) to train one")

@@ -14,7 +14,15 @@ plugin's ``durnn_speech_to_text``, which checks the rows first):
   transcripts and its fairseq dictionary (pieces other than the 4 specials, ``piece 1`` per line).
 - ``config.yaml``: vocabulary, sentencepiece tokenizer, 1 x 80 input, transforms, optional
   SpecAugment on the train split.
+- ``gcmvn.npz`` and ``config_gcmvn.yaml`` (:func:`write_gcmvn`): global CMVN for streaming
+  models (``fairseq-train DATA --config-yaml config_gcmvn.yaml``), ``x <- (x - mean) / std``
+  per feature dimension with the statistics of every frame of the train split (fairseq's
+  ``global_cmvn`` transform), since a stream has no utterance to average over. Written by
+  ``prepare_speech.py``; for an existing data directory::
+
+      python -m examples.speech_recognition.features gcmvn DATA
 """
+import argparse
 import csv
 import os
 import shutil
@@ -32,6 +40,7 @@ N_MELS = 80
 SAMPLE_RATE = 16000
 COLUMNS = ("id", "audio", "n_frames", "tgt_text", "speaker")
 SPECIALS = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}  # fairseq Dictionary's indices
+GCMVN_STD_FLOOR = 1e-5  # std below this (a constant feature) is raised to it
 SPECAUGMENT = {"time_wrap_W": 0, "freq_mask_N": 2, "freq_mask_F": 15,
                "time_mask_N": 2, "time_mask_T": 20, "time_mask_p": 0.2}
 
@@ -218,3 +227,69 @@ def write_config(data_dir: str, spm_prefix: str, specaugment: bool,
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, sort_keys=False)
     return path
+
+
+def gcmvn_stats(feature_paths: Iterable[str]) -> Dict[str, np.ndarray]:
+    """Mean and standard deviation per feature dimension over every frame of the ``.npy``
+    feature files, float32 ``(F,)`` each, in one pass (float64 sums of ``x`` and ``x²``);
+    ``std = max(sqrt(E[x²] - mean²), GCMVN_STD_FLOOR)``."""
+    count, total, squares = 0, 0.0, 0.0
+    for path in feature_paths:
+        feats = np.load(path).astype(np.float64)
+        count += feats.shape[0]
+        total = total + feats.sum(0)
+        squares = squares + np.square(feats).sum(0)
+    if count == 0:
+        raise ValueError("no feature frames to compute global CMVN statistics from")
+    mean = total / count
+    std = np.maximum(np.sqrt(np.maximum(squares / count - mean ** 2, 0.0)), GCMVN_STD_FLOOR)
+    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
+
+
+def write_gcmvn(data_dir: str, split: str = "train") -> str:
+    """Write ``data_dir/gcmvn.npz`` (:func:`gcmvn_stats` of ``split``'s feature files, keys
+    ``mean`` and ``std``) and ``data_dir/config_gcmvn.yaml``: ``config.yaml`` with
+    ``utterance_cmvn`` replaced by ``global_cmvn`` in every split's transforms and
+    ``global_cmvn: {stats_npz_path: <absolute path of gcmvn.npz>}``; returns the config's
+    path."""
+    data_dir = os.path.abspath(data_dir)
+    with open(os.path.join(data_dir, "config.yaml"), encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    root = config.get("audio_root") or data_dir
+    rows = read_manifest(os.path.join(data_dir, f"{split}.tsv"))
+    for row in rows:
+        if not row["audio"].endswith(".npy"):
+            raise ValueError(f"{split}.tsv row {row['id']}: audio {row['audio']!r}; global CMVN "
+                             "statistics are computed from .npy feature files only")
+    stats = gcmvn_stats(os.path.join(root, row["audio"]) for row in rows)
+    npz = os.path.join(data_dir, "gcmvn.npz")
+    np.savez(npz, **stats)
+    config["feature_transforms"] = {
+        name: ["global_cmvn" if t == "utterance_cmvn" else t for t in transforms]
+        for name, transforms in config.get("feature_transforms", {}).items()}
+    config["global_cmvn"] = {"stats_npz_path": npz}
+    path = os.path.join(data_dir, "config_gcmvn.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.speech_recognition.features",
+        description="gcmvn DATA: write DATA/gcmvn.npz and DATA/config_gcmvn.yaml (global CMVN "
+                    "from every frame of the train split)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    gcmvn = commands.add_parser("gcmvn", help="write gcmvn.npz and config_gcmvn.yaml")
+    gcmvn.add_argument("data", help="a data directory with config.yaml and the split's .tsv")
+    gcmvn.add_argument("--split", default="train", help="the split whose frames are averaged")
+    args = parser.parse_args(argv)
+    for name in ("config.yaml", f"{args.split}.tsv"):
+        if not os.path.isfile(os.path.join(args.data, name)):
+            parser.error(f"{args.data}: no {name}; DATA must be a data directory written by "
+                         "prepare_speech.py")
+    print(f"global CMVN: {write_gcmvn(args.data, args.split)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,8 @@ transcripts in ``train`` then).
 Output: ``WORKDIR/wav/<id>.wav`` (16 kHz mono) and the data directory (``--data-dir``, default
 ``WORKDIR/data``; :mod:`features`): ``wav_aug/<copy id>.wav``, ``fbank80/<id>.npy``,
 ``train.tsv``, ``dev.tsv`` and one test manifest per group of :data:`TEST_SETS`,
-``spm_unigram<V>.model/.txt``, ``config.yaml``. WAV
+``spm_unigram<V>.model/.txt``, ``config.yaml``, ``gcmvn.npz`` and ``config_gcmvn.yaml`` (global
+CMVN, for streaming models). WAV
 files made from the same voice, text and seed, augmented copies made with the same effects,
 and features newer than their WAV file are reused, so a rerun with other counts synthesises
 only what is new. Every manifest is checked with the plugin's row checker before the script
@@ -262,8 +263,9 @@ def write_data(sets: Dict[str, List[Utterance]], workdir: str, vocab_size: int,
         n_pieces = sum(1 for _ in f)
     features.write_config(data_dir, prefix, specaugment,
                           {ALLOW_EMPTY_KEY: allow_empty} if allow_empty else None)
+    gcmvn_config = features.write_gcmvn(data_dir)
     print(f"vocabulary: {dict_path} ({n_pieces} pieces + 4 specials); config: "
-          f"{os.path.join(data_dir, 'config.yaml')}")
+          f"{os.path.join(data_dir, 'config.yaml')}, with global CMVN: {gcmvn_config}")
     return data_dir
 
 

@@ -7,7 +7,10 @@
 #   bash examples/speech_recognition/run_digits.sh
 #
 # Environment:
-#   ARCH           fairseq architecture (default s2t_durnn_s; e.g. s2t_transformer_xs)
+#   ARCH           fairseq architecture (default s2t_durnn_s; e.g. s2t_transformer_xs);
+#                  s2t_durnn_ctc_s (or s2t_durnn_ctc_m): the streaming CTC model, trained with
+#                  --criterion durnn_ctc on global CMVN features (--config-yaml
+#                  config_gcmvn.yaml; $DATA/gcmvn.npz made first if missing)
 #   MODEL_ARGS     extra model options, e.g. "--encoder-layers 4" (default none)
 #   TRAIN_ARGS     extra fairseq-train options, given last (so they win), e.g. another
 #                  --criterion (default none)
@@ -116,11 +119,17 @@ if [ "$TRAIN_MINUTES" != 0 ]; then
   stop_hours=$($BIN/python -c "print($TRAIN_MINUTES / 60)")
   rm -rf "$CKPT"  # a fresh run: a leftover checkpoint_last.pt would be resumed
   : > "$LOGS/train.log"  # exists before the progress filter below starts reading it
+  if [[ $ARCH == s2t_durnn_ctc* ]]; then  # streaming CTC model: global CMVN, CTC loss
+    [ -f "$DATA/config_gcmvn.yaml" ] \
+      || $BIN/python -m examples.speech_recognition.features gcmvn "$DATA"
+    criterion=(--criterion durnn_ctc --config-yaml config_gcmvn.yaml)
+  else
+    criterion=(--criterion label_smoothed_cross_entropy --label-smoothing 0.1 --report-accuracy)
+  fi
   t0=$(now)
   # shellcheck disable=SC2086
   $BIN/fairseq-train "$DATA" "${TASK[@]}" --train-subset train --valid-subset dev \
-    --arch "$ARCH" $MODEL_ARGS \
-    --criterion label_smoothed_cross_entropy --label-smoothing 0.1 --report-accuracy \
+    --arch "$ARCH" $MODEL_ARGS "${criterion[@]}" \
     --optimizer adam --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 200 --clip-norm 10 \
     --max-tokens 12000 --max-update 1000000 --stop-time-hours "$stop_hours" \
     --save-dir "$CKPT" --no-epoch-checkpoints --log-format simple --log-interval 25 --seed 1 \
