@@ -91,7 +91,7 @@ def test_speech_with_ctc_output_trains_and_decodes(speech, tmp_path, caplog):
 
 @pytest.mark.parametrize("options, message", [
     (CTC[1:], r"^invalid --ctc-weight=0.5: must be 0 for a model without a CTC output"),
-    (CTC[:1], r"^invalid --criterion=label_smoothed_cross_entropy: must be "
+    (CTC[:1], r"^invalid --criterion=label_smoothed_cross_entropy: must be durnn_ctc, or "
               r"label_smoothed_cross_entropy_with_ctc"),
 ])
 def test_ctc_criterion_and_ctc_output_go_together(speech, tmp_path, options, message):
