@@ -56,6 +56,24 @@ def check_inputs(paths: List[str], checkpoint: str, data: str, lm_path: str = No
                          "checkpoint (.pt) of train_speech_lm.py")
 
 
+def load_language_model(lm_path: str, data: str, dictionary: Dictionary) -> torch.nn.Module:
+    """The LM checkpoint, loaded as ``fairseq-generate --lm-path`` loads it (its task's data:
+    the recogniser's data directory ``data``, whose ``dict.txt`` it reads), in eval mode;
+    ValueError naming ``--lm-path`` if the dictionary it was trained with, or ``dict.txt``, is
+    not the recogniser's ``dictionary`` index for index."""
+    trained = checkpoint_utils.load_checkpoint_to_cpu(lm_path)["cfg"]["task"]["data"]
+    for path in (os.path.join(trained, "dict.txt"), os.path.join(data, "dict.txt")):
+        symbols = Dictionary.load(path).symbols if os.path.isfile(path) else None
+        if symbols != dictionary.symbols:
+            found = f"{len(symbols)} symbols" if symbols else "no such file"
+            raise ValueError(
+                f"--lm-path {lm_path!r}: dictionary {path} ({found}) is not the "
+                f"recogniser's ({len(dictionary)} symbols) index for index; train the LM "
+                "with train_speech_lm.py on this data directory")
+    lms, _ = checkpoint_utils.load_model_ensemble([lm_path], arg_overrides={"data": data})
+    return lms[0].eval()
+
+
 class Transcriber:
     """A checkpoint with its task's feature transforms, dictionary, sentencepiece model and a
     beam-search generator (fused with the language model ``lm_path`` at ``lm_weight``)."""
@@ -70,29 +88,12 @@ class Transcriber:
         self.transforms = CompositeAudioFeatureTransform.from_config_dict(
             self.task.data_cfg.get_feature_transforms("test", False))
         self.bpe = self.task.build_bpe(self.task.args)
-        fusion = {"lm_model": self.language_model(lm_path), "lm_weight": lm_weight} \
-            if lm_path else None
+        fusion = {"lm_model": load_language_model(lm_path, self.task.args.data,
+                                                  self.task.target_dictionary),
+                  "lm_weight": lm_weight} if lm_path else None
         self.generator = self.task.build_generator(
             self.models, Namespace(beam=beam, max_len_a=max_len_a, max_len_b=max_len_b),
             extra_gen_cls_kwargs=fusion)
-
-    def language_model(self, lm_path: str) -> torch.nn.Module:
-        """The LM checkpoint, loaded as ``fairseq-generate --lm-path`` loads it (its task's
-        data: the recogniser's data directory, whose ``dict.txt`` it reads); ValueError naming
-        ``--lm-path`` if the dictionary it was trained with, or ``dict.txt``, is not the
-        recogniser's index for index."""
-        data = self.task.args.data
-        trained = checkpoint_utils.load_checkpoint_to_cpu(lm_path)["cfg"]["task"]["data"]
-        for path in (os.path.join(trained, "dict.txt"), os.path.join(data, "dict.txt")):
-            symbols = Dictionary.load(path).symbols if os.path.isfile(path) else None
-            if symbols != self.task.target_dictionary.symbols:
-                found = f"{len(symbols)} symbols" if symbols else "no such file"
-                raise ValueError(
-                    f"--lm-path {lm_path!r}: dictionary {path} ({found}) is not the "
-                    f"recogniser's ({len(self.task.target_dictionary)} symbols) index for "
-                    "index; train the LM with train_speech_lm.py on this data directory")
-        lms, _ = checkpoint_utils.load_model_ensemble([lm_path], arg_overrides={"data": data})
-        return lms[0].eval()
 
     def features(self, path: str) -> torch.Tensor:
         """``(T, 80)`` model input of a sound file."""
