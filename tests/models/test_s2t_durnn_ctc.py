@@ -56,6 +56,20 @@ def test_subsampler_output_t_reads_input_frames_up_to_4t_only():
         assert not torch.allclose(sub(at, lengths)[0][t], base[t])  # 4t itself is read
 
 
+def test_model_output_t_reads_input_frames_up_to_4t_only():
+    model = ctc_model(encoder_dilations="1,2").eval()
+    torch.manual_seed(3)
+    feats, lengths = torch.randn(1, 36, FEATURES), torch.tensor([36])
+    with torch.no_grad():
+        base, _ = model.ctc_log_probs(feats, lengths)
+        for t in (0, 3, 7):
+            later = feats.clone()
+            later[:, 4 * t + 1:] += 10.0
+            changed, _ = model.ctc_log_probs(later, lengths)
+            torch.testing.assert_close(changed[:t + 1], base[:t + 1], rtol=0, atol=0)
+            assert not torch.allclose(changed[t + 1], base[t + 1])
+
+
 def test_subsampler_lengths_halve_up_and_padding_is_ignored():
     torch.manual_seed(0)
     sub = CausalSubsampler(FEATURES, 8, 5, [5, 3])
