@@ -70,7 +70,7 @@ def test_validation_counts_greedy_token_and_word_errors():
     sample, _ = batch(d)
     one, two, thr, ee = (d.index(p) for p in PIECES)
     best = [[one, one, 0, two, two, 0, 0],   # "one two": right
-            [thr, ee, 0, 0, 0, two, two],   # "three": "one" missing (frames 5-6: padding)
+            [thr, ee, 0, one, 0, two, two],  # "three one": right (frames 5-6: padding)
             [one, 0, 0, 0, 0, 0, 0]]         # "one" for "two one" (input length 1)
     lprobs = torch.full((7, 3, len(d)), -10.0)
     for b, row in enumerate(best):
@@ -79,13 +79,13 @@ def test_validation_counts_greedy_token_and_word_errors():
     criterion = DuRNNCTCCriterion(DuRNNCTCCriterionConfig(), SimpleNamespace(target_dictionary=d))
     model = FixedOutputModel(lprobs.log_softmax(-1), torch.tensor([7, 5, 1]), False)
     _, _, log = criterion(model, sample)
-    assert (log["c_errors"], log["c_total"]) == (0 + 1 + 1, 2 + 3 + 2)
-    assert (log["w_errors"], log["w_total"]) == (0 + 1 + 1, 2 + 2 + 2)
+    assert (log["c_errors"], log["c_total"]) == (0 + 0 + 1, 2 + 3 + 2)
+    assert (log["w_errors"], log["w_total"]) == (0 + 0 + 1, 2 + 2 + 2)
     with metrics.aggregate() as agg:
         DuRNNCTCCriterion.reduce_metrics([log])
         values = agg.get_smoothed_values()
-    assert values["wer"] == pytest.approx(100 * 2 / 6, abs=1e-3)
-    assert values["uer"] == pytest.approx(100 * 2 / 7, abs=1e-3)
+    assert values["wer"] == pytest.approx(100 * 1 / 6, abs=1e-3)
+    assert values["uer"] == pytest.approx(100 * 1 / 7, abs=1e-3)
 
 
 def speech_task(model_has_ctc: bool) -> DuRNNSpeechToTextTask:
