@@ -17,7 +17,9 @@ Plans (:data:`PLANS`):
   otherwise), on the same data (``prepare_speech.py`` defaults plus ``--prepare-args``), 20
   minutes each; a fifth run,
   ``durnn-ctc``, is ``s2t_durnn_s`` with an auxiliary CTC loss on its encoder
-  (``--encoder-ctc``, fairseq's ``label_smoothed_cross_entropy_with_ctc``, weight 0.3).
+  (``--encoder-ctc``, fairseq's ``label_smoothed_cross_entropy_with_ctc``, weight 0.3); a
+  sixth, ``durnn-stream``, the streaming recogniser ``s2t_durnn_ctc_s`` (encoder only, CTC),
+  resized like the others.
 - ``ablation``: ``s2t_durnn_s`` on the digits and numbers texts (:data:`ABLATION_TEXTS`), one
   data directory per augmentation option (:data:`ABLATION`, one option at a time, then all
   together), 10 minutes each.
@@ -89,6 +91,9 @@ RACE = {
     # count: decoding does not use it)
     "durnn-ctc": ("s2t_durnn_s", "--encoder-ctc",
                   "--criterion label_smoothed_cross_entropy_with_ctc --ctc-weight 0.3"),
+    # the streaming recogniser (encoder only, CTC output; run_digits.sh trains it with durnn_ctc
+    # and decodes it with stream.py), four unidirectional layers of 352 to equal the others
+    "durnn-stream": ("s2t_durnn_ctc_s", "--encoder-num-layers 4 --encoder-hidden-size 352", ""),
 }
 ABLATION_TEXTS = ("--train-texts digit=20,digits=150,number=150,time=40,date=40 "
                   "--eval-texts digit=11,digits=40,number=40,time=15,date=15")
@@ -123,8 +128,13 @@ def model_options(data_dir: str, arch: str, model_args: str) -> List[str]:
 
 
 def param_count(data_dir: str, arch: str, model_args: str) -> int:
-    """Parameters used in decoding (a CTC output layer, used in training only, is left out)."""
-    return runs.count_parameters(model_options(data_dir, arch, model_args), leave_out="ctc_proj")
+    """Parameters used in decoding: an auxiliary CTC output layer beside a decoder (used in
+    training only) is left out; an encoder-only model's CTC layer is its output and counts."""
+    from fairseq.models import ARCH_MODEL_REGISTRY, FairseqEncoderModel
+
+    encoder_only = issubclass(ARCH_MODEL_REGISTRY[arch], FairseqEncoderModel)
+    return runs.count_parameters(model_options(data_dir, arch, model_args),
+                                 leave_out="" if encoder_only else "ctc_proj")
 
 
 def check_counts(counts: Dict[str, int]) -> str:

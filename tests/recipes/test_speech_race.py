@@ -27,18 +27,24 @@ def dict256(tmp_path_factory):
 def test_race_models_have_equal_parameter_counts(dict256):
     models = {name: runs.build_model(race.model_options(dict256, arch, args))
               for name, (arch, args, _) in race.RACE.items()}
-    counts = {name: sum(p.numel() for n, p in m.named_parameters() if "ctc_proj" not in n)
-              for name, m in models.items()}
-    assert list(counts) == ["durnn", "transformer", "berard", "conformer", "durnn-ctc"]
-    assert race.param_count(dict256, *race.RACE["durnn"][:2]) == counts["durnn"]
+    counts = {name: race.param_count(dict256, arch, args)
+              for name, (arch, args, _) in race.RACE.items()}
+    assert list(counts) == ["durnn", "transformer", "berard", "conformer", "durnn-ctc",
+                            "durnn-stream"]
+    assert counts["durnn"] == sum(p.numel() for p in models["durnn"].parameters())
     # the CTC run differs only by its CTC output (256 x 512 + 256), used in training only
     assert counts["durnn-ctc"] == counts["durnn"]
     assert sum(p.numel() for p in models["durnn-ctc"].parameters()) == counts["durnn"] + 256 * 513
+    # the streaming model's CTC layer (256 x 352 + 256) is its output: counted
+    assert counts["durnn-stream"] == sum(p.numel() for p in models["durnn-stream"].parameters())
+    assert models["durnn-stream"].ctc_proj.weight.shape == (256, 352)
     lines = race.check_counts(counts).splitlines()
-    assert len(lines) == 5 and lines[0].startswith("durnn")
+    assert len(lines) == 6 and lines[0].startswith("durnn")
     assert all(abs(n / counts["durnn"] - 1) <= 0.05 for n in counts.values())
-    # each model runs forward and backward on a padded batch of 2 utterances
+    # each encoder-decoder model runs forward and backward on a padded batch of 2 utterances
     for name, model in models.items():
+        if name == "durnn-stream":
+            continue
         frames = torch.randn(2, 60, 80)
         tokens = torch.tensor([[2, 10, 11, 12], [2, 13, 1, 1]])
         out, _ = model(frames, torch.tensor([60, 45]), tokens)
@@ -55,7 +61,8 @@ def test_plans():
                                                    ("s2t_transformer_xs", "race"),
                                                    ("s2t_berard", "race"),
                                                    ("s2t_conformer", "race"),
-                                                   ("s2t_durnn_s", "race")]
+                                                   ("s2t_durnn_s", "race"),
+                                                   ("s2t_durnn_ctc_s", "race")]
     assert "label_smoothed_cross_entropy_with_ctc" in entries[4].train_args
     assert all(r.prepare_args == "--speed-perturb 0.9,1.0,1.1" for r in entries)
     ablation = race.plan_entries("ablation")
