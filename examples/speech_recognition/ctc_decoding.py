@@ -23,8 +23,9 @@ state after the last frame, so any chunking of the same frames gives the same id
   token_bonus |l|`` are kept; ``finish()`` adds ``lm_weight log p_LM(</s> | l)``. Extensions
   are pruned per frame to the tokens ``c`` with ``log y_c >= max log y - prune_threshold``
   (and, with ``prune_top_k``, among the ``k`` most probable, ties at the k-th kept): without
-  the LM a pruned extension scores at least ``prune_threshold - log 2`` below one kept from
-  the same prefix. The blank and repeat terms always use the frame's full ``y``.
+  the LM and the token bonus, a pruned extension of ``l`` adds at least ``prune_threshold -
+  log 2`` less than one that is kept (``l`` itself, or ``l`` extended by the frame's best
+  token). The blank and repeat terms always use the frame's full ``y``.
 * :class:`LMScorer`: shallow fusion with a ``durnn_lm`` (``train_speech_lm.py``) in the
   recogniser's dictionary: the prefixes that enter the beam in a frame get their LM state and
   next-token log-probabilities in one batched incremental step of the LM (their parents'
@@ -213,7 +214,7 @@ class PrefixBeamCTC:
         last = torch.tensor([p[-1] if p else -1 for p in prefixes])
         total = torch.logaddexp(p_b, p_nb)
         # log p_nb(l+c) of the alignments that reach l+c from l in this frame, and its fused part
-        acoustic = torch.where(torch.arange(len(y))[None] == last[:, None], p_b[:, None],
+        acoustic = torch.where(torch.arange(len(row))[None] == last[:, None], p_b[:, None],
                                total[:, None]) + y
         fusion = (fused + self.token_bonus)[:, None].expand_as(acoustic)
         if self.lm is not None:
@@ -240,7 +241,7 @@ class PrefixBeamCTC:
         flat = flat[best > NEG_INF]
         for k, nb, f in zip(flat.tolist(), acoustic.flatten()[flat].tolist(),
                             fusion.flatten()[flat].tolist()):
-            parent, c = divmod(k, len(y))
+            parent, c = divmod(k, len(row))
             new[prefixes[parent] + (c,)] = [NEG_INF, nb, f]
         kept = sorted(new.items(), key=lambda kv: logaddexp(kv[1][0], kv[1][1]) + kv[1][2],
                       reverse=True)[:self.beam]

@@ -17,6 +17,9 @@ RUNS = [
      "% of copy"),
     ("generate_speed.py", ["--vocab", "50", "--lengths", "6", "--batches", "2", "--threads", "1",
                            "--profile", "6"], "| transformer_lm | 2 | 6 |"),
+    ("ctc_decoding_speed.py", ["--vocab", "12", "--beams", "2", "--lm-hidden", "16",
+                               "--lm-embed", "8", "--frames", "20", "--repeat", "1"],
+     "| prefix beam | 2 | 2 x 16 | flat |"),
 ]
 
 
