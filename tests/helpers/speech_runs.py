@@ -38,18 +38,22 @@ def make_corpus(workdir: Path) -> Path:
                                           workers=2))
 
 
-def train_argv(data: Path, save_dir: Path, model=TINY_S2T, updates: int = 3) -> list:
+def train_argv(data: Path, save_dir: Path, model=TINY_S2T, updates: int = 3,
+               extra=()) -> list:
+    """fairseq-train's arguments; ``extra`` comes last, so it wins (e.g. another
+    ``--criterion``)."""
     return [str(a) for a in [data, *TASK, "--train-subset", "train", "--valid-subset", "dev",
                              *model, "--criterion", "label_smoothed_cross_entropy",
                              "--optimizer", "adam", "--lr", "0.002", "--max-tokens", "6000",
                              "--max-update", updates, "--save-dir", save_dir,
-                             "--no-epoch-checkpoints", "--no-progress-bar", "--seed", "1"]]
+                             "--no-epoch-checkpoints", "--no-progress-bar", "--seed", "1",
+                             *extra]]
 
 
-def train(data: Path, save_dir: Path, model=TINY_S2T, updates: int = 3) -> None:
+def train(data: Path, save_dir: Path, model=TINY_S2T, updates: int = 3, extra=()) -> None:
     """fairseq-train in this process (saves the start-up of a new one)."""
     args = options.parse_args_and_arch(options.get_training_parser(),
-                                       train_argv(data, save_dir, model, updates))
+                                       train_argv(data, save_dir, model, updates, extra))
     distributed_utils.call_main(convert_namespace_to_omegaconf(args), train_cli.main)
 
 

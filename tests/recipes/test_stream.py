@@ -1,10 +1,20 @@
 """The streaming recogniser (``examples/speech_recognition/stream.py``): incremental filterbanks
-equal to the offline ones over any chunking."""
+equal to the offline ones over any chunking; the command line, chunked, equal to the offline
+forward of an ``s2t_durnn_ctc`` checkpoint; stdin, refusals, and the manifest mode's
+fairseq-generate output."""
+import io
+import math
+import re
+import shutil
+import sys
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
-from examples.speech_recognition import features
+import speech_runs
+from examples.speech_recognition import features, stream, wer_by_voice
 
 
 def pushed(samples: torch.Tensor, chunk: int) -> np.ndarray:
@@ -29,3 +39,194 @@ def test_streaming_fbank_equals_the_offline_fbank_over_any_chunking(chunk, n_sam
 def test_streaming_fbank_returns_each_frame_when_its_window_completes():
     fbank = features.StreamingFbank()
     assert [len(fbank.push(torch.zeros(n))) for n in (399, 1, 159, 1, 320)] == [0, 1, 0, 1, 2]
+
+
+# ---- the command line, with a tiny s2t_durnn_ctc checkpoint saved by fairseq-train
+
+TINY_CTC = ["--arch", "s2t_durnn_ctc", "--conv-channels", "16", "--conv-kernel-sizes", "5,5",
+            "--encoder-embed-dim", "16", "--encoder-num-layers", "2",
+            "--encoder-hidden-size", "16", "--dropout", "0"]
+needs_speech = pytest.mark.skipif(bool(speech_runs.prepare_speech.synthesize.missing_tools()),
+                                  reason="needs flite, espeak-ng and sox (apt-get)")
+
+
+@pytest.fixture(scope="module")
+def ctc_checkpoint(data, tmp_path_factory):
+    """One update of fairseq-train (nearly random weights) on the corpus, global CMVN."""
+    save_dir = tmp_path_factory.mktemp("ctc")
+    speech_runs.train(data, save_dir, TINY_CTC, updates=1,
+                      extra=["--criterion", "durnn_ctc", "--config-yaml", "config_gcmvn.yaml"])
+    return save_dir / "checkpoint_last.pt"
+
+
+@pytest.fixture(scope="module")
+def recogniser(ctc_checkpoint):
+    return stream.StreamingRecogniser(str(ctc_checkpoint))
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory):
+    """1.234 s of a sine sweep in noise, 16 kHz 16-bit mono."""
+    t = np.arange(19744) / 16000
+    rng = np.random.default_rng(0)
+    samples = 0.3 * np.sin(2 * np.pi * (200 + 900 * t) * t) + 0.05 * rng.standard_normal(len(t))
+    path = tmp_path_factory.mktemp("audio") / "sweep.wav"
+    sf.write(path, samples, 16000, subtype="PCM_16")
+    return path
+
+
+def offline(recogniser, samples: torch.Tensor):
+    """Log-probabilities ``(T, V)`` of the whole waveform ``(1, S)`` in one forward, and their
+    best path's text (argmax, repeats collapsed, blanks dropped)."""
+    feats = torch.from_numpy(recogniser.transforms(features.fbank(samples)))
+    with torch.no_grad():
+        lprobs = recogniser.model.ctc_log_probs(feats[None], torch.tensor([len(feats)]))[0][:, 0]
+    best = torch.unique_consecutive(lprobs.argmax(-1))
+    return lprobs, recogniser.text(recogniser.pieces(best[best != 0].tolist()))
+
+
+def run(argv, capsys, stdin=None, monkeypatch=None):
+    """stream.main(argv) -> (exit status, stdout lines, stderr lines)."""
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    try:
+        stream.main([str(a) for a in argv])
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out.splitlines(), [line for line in err.splitlines() if "error" in line]
+
+
+@needs_speech
+@pytest.mark.parametrize("chunk_ms", [10, 30, 100])
+def test_chunked_cli_equals_the_offline_forward(ctc_checkpoint, recogniser, wav, chunk_ms,
+                                                tmp_path, capsys):
+    saved = tmp_path / "lprobs.npy"
+    status, out, _ = run([wav, "--path", ctc_checkpoint, "--chunk-ms", chunk_ms,
+                          "--save-lprobs", saved], capsys)
+    assert status == 0
+    lprobs, text = offline(recogniser, features.read_wav(str(wav)))
+    streamed = torch.from_numpy(np.load(saved))
+    assert streamed.shape == lprobs.shape == (math.ceil(121 / 4), len(recogniser.dictionary))
+    torch.testing.assert_close(streamed, lprobs, rtol=1e-5, atol=1e-5)
+    assert text and out[-1] == f"final: {text}"
+    partial = [line for line in out[:-1] if line.startswith("partial ")]
+    assert len(partial) == len(out) - 1 >= 2
+    times = [float(line.split()[1][:-2]) for line in partial]
+    assert times == sorted(times) and all(round(t * 1000) % chunk_ms == 0 for t in times[:-1])
+    assert partial[-1].split(": ", 1)[1] == text
+
+
+@needs_speech
+def test_another_rate_and_channels_are_averaged_and_resampled_first(recogniser, ctc_checkpoint,
+                                                                     wav, tmp_path, capsys):
+    samples, _ = sf.read(wav)
+    stereo = tmp_path / "stereo.flac"
+    sf.write(stereo, np.stack([samples, 0.5 * samples], 1)[::2], 8000)
+    status, out, _ = run([stereo, "--path", ctc_checkpoint, "--quiet"], capsys)
+    _, text = offline(recogniser, features.load_audio(str(stereo), peak_normalise=False))
+    assert status == 0 and out == [f"final: {text}"]
+
+
+@needs_speech
+def test_stdin_pcm_gives_what_the_file_gives(ctc_checkpoint, wav, capsys, monkeypatch):
+    from_file = run([wav, "--path", ctc_checkpoint, "--chunk-ms", 30], capsys)
+    pcm = sf.read(wav, dtype="int16")[0].astype("<i2").tobytes()
+    from_stdin = run(["-", "--path", ctc_checkpoint, "--chunk-ms", 30], capsys, pcm, monkeypatch)
+    assert from_stdin == from_file and from_file[0] == 0 and len(from_file[1]) >= 3
+
+
+@needs_speech
+@pytest.mark.parametrize("pcm, problem", [(b"", "no samples on stdin"),
+                                          (b"\x01\x02\x03", "3 bytes, an odd number")])
+def test_empty_or_odd_stdin_is_refused_in_one_line(ctc_checkpoint, pcm, problem, capsys,
+                                                   monkeypatch):
+    status, _, err = run(["-", "--path", ctc_checkpoint], capsys, pcm, monkeypatch)
+    assert status == 2 and len(err) == 1 and f"AUDIO '-': {problem}; must be raw 16-bit" in err[0]
+
+
+@needs_speech
+@pytest.mark.parametrize("chunk_ms", [0, -10, 15, 105])
+def test_a_chunk_that_is_not_a_positive_multiple_of_10_ms_is_refused(ctc_checkpoint, wav,
+                                                                     chunk_ms, capsys):
+    status, out, err = run([wav, "--path", ctc_checkpoint, "--chunk-ms", chunk_ms], capsys)
+    assert status == 2 and out == [] and err == [
+        f"stream.py: error: --chunk-ms {chunk_ms}: must be a positive multiple of 10 (ms, the "
+        "frame shift), e.g. 10, 40, 100"]
+
+
+@needs_speech
+def test_unreadable_or_empty_audio_is_refused_in_one_line(ctc_checkpoint, tmp_path, capsys):
+    (tmp_path / "text.wav").write_text("not audio")
+    sf.write(tmp_path / "empty.wav", np.zeros(0), 16000)
+    for name, problem in [("missing.wav", "no such file"), ("text.wav", "must be a readable"),
+                          ("empty.wav", "no samples")]:
+        status, out, err = run([tmp_path / name, "--path", ctc_checkpoint], capsys)
+        assert status == 2 and out == [] and len(err) == 1
+        assert f"AUDIO '{tmp_path / name}': " in err[0] and problem in err[0]
+
+
+@needs_speech
+def test_a_config_with_utterance_cmvn_is_refused_in_one_line(data, ctc_checkpoint, wav,
+                                                             tmp_path, capsys):
+    other = tmp_path / "data"
+    shutil.copytree(data, other, symlinks=True)
+    config = other / "config_gcmvn.yaml"
+    config.write_text(config.read_text().replace("global_cmvn\n", "utterance_cmvn\n"))
+    status, out, err = run([wav, "--path", ctc_checkpoint, "--data", other], capsys)
+    assert status == 2 and out == [] and err == [
+        f"stream.py: error: {config}: feature transform 'utterance_cmvn' for split 'test' does "
+        "not act on each frame alone; a stream needs per-frame transforms only (global_cmvn: "
+        "train with --config-yaml config_gcmvn.yaml)"]
+
+
+@needs_speech
+def test_a_checkpoint_without_a_stream_is_refused_in_one_line(checkpoint, wav, capsys):
+    status, out, err = run([wav, "--path", checkpoint], capsys)
+    assert status == 2 and out == [] and len(err) == 1
+    assert "cannot decode a stream; must be an s2t_durnn_ctc checkpoint" in err[0]
+
+
+@needs_speech
+def test_the_streaming_front_end_computes_the_feature_files(data):
+    for row in features.read_manifest(str(data / "test_digits.tsv")):
+        wav = data.parent / "wav" / f"{row['id']}.wav"
+        fbank = features.StreamingFbank()
+        frames = np.concatenate([fbank.push(b) for b in stream.file_blocks(str(wav), 480)])
+        np.testing.assert_allclose(frames, np.load(data / row["audio"]), rtol=1e-6, atol=1e-5)
+
+
+@needs_speech
+def test_manifest_mode_writes_what_wer_by_voice_and_run_digits_read(data, ctc_checkpoint,
+                                                                    recogniser, tmp_path,
+                                                                    capsys):
+    tsv = data / "test_digits.tsv"
+    outputs = {}
+    for mode in ("stream", "offline"):
+        status, out, _ = run(["--manifest", tsv, "--path", ctc_checkpoint, "--chunk-ms", 30,
+                              "--results-path", tmp_path / mode] + (["--offline"] * (
+                                  mode == "offline")), capsys)
+        text = (tmp_path / mode / "generate-test_digits.txt").read_text()
+        assert status == 0 and out == [text.splitlines()[-1]]
+        outputs[mode] = text
+    lines = {m: [line for line in t.splitlines() if line[:2] in ("H-", "D-")]
+             for m, t in outputs.items()}
+    for streamed, whole in zip(lines["stream"], lines["offline"]):
+        kind, score, hyp = streamed.split("\t")
+        assert whole.split("\t")[::2] == [kind, hyp]
+        assert float(whole.split("\t")[1]) == pytest.approx(float(score), rel=1e-4)
+    rows, _ = wer_by_voice.check_manifest(str(tsv), features.read_manifest(str(tsv)),
+                                          str(data), 1)
+    pairs = wer_by_voice.read_generate(str(tmp_path / "stream" / "generate-test_digits.txt"))
+    per_voice, (wer, words, n) = wer_by_voice.wer_by_speaker(rows, pairs)
+    assert n == len(rows) == len(lines["stream"]) // 2 == 4 and set(per_voice) == set(
+        speech_runs.TEST_VOICES)
+    total = re.fullmatch(r"Generate test_digits with beam=1: WER: ([0-9.]+)",
+                         outputs["stream"].splitlines()[-1])
+    assert float(total.group(1)) == pytest.approx(wer, abs=0.005)
+    # each row's hypothesis is what the command line streams from the row's WAV file
+    for i, row in enumerate(rows):
+        _, out, _ = run([data.parent / "wav" / f"{row['id']}.wav", "--path", ctc_checkpoint,
+                         "--quiet"], capsys)
+        assert out == [f"final: {pairs[i][1]}"]
