@@ -130,11 +130,12 @@ def model_options(data_dir: str, arch: str, model_args: str) -> List[str]:
 def param_count(data_dir: str, arch: str, model_args: str) -> int:
     """Parameters used in decoding: an auxiliary CTC output layer beside a decoder (used in
     training only) is left out; an encoder-only model's CTC layer is its output and counts."""
-    from fairseq.models import ARCH_MODEL_REGISTRY, FairseqEncoderModel
+    from fairseq.models import FairseqEncoderModel
 
-    encoder_only = issubclass(ARCH_MODEL_REGISTRY[arch], FairseqEncoderModel)
-    return runs.count_parameters(model_options(data_dir, arch, model_args),
-                                 leave_out="" if encoder_only else "ctc_proj")
+    model = runs.build_model(model_options(data_dir, arch, model_args))
+    auxiliary = not isinstance(model, FairseqEncoderModel)
+    return sum(p.numel() for name, p in model.named_parameters()
+               if not (auxiliary and "ctc_proj" in name))
 
 
 def check_counts(counts: Dict[str, int]) -> str:
