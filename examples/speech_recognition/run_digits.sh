@@ -156,15 +156,25 @@ params=$(grep -oE "model params: [0-9,]+" "$LOGS/train.log" | head -1 | grep -oE
 arch=$(grep -oE "arch='[^']+'" "$LOGS/train.log" | head -1 | cut -d"'" -f2 || true)
 
 # generate SUBSET OUT [options]: fairseq-generate --scoring wer into OUT/generate-SUBSET.txt;
-# prints its WER
+# prints its WER. An s2t_durnn_ctc model (encoder only, which fairseq-generate cannot decode) is
+# decoded by stream.py's manifest mode instead: every row through the chunked stream (100 ms
+# chunks), CTC prefix beam search, the same options and the same output format.
+if [[ $ARCH == s2t_durnn_ctc* ]]; then DECODER=stream.py; else DECODER=fairseq-generate; fi
 generate() {
   local subset=$1 out=$2; shift 2
   mkdir -p "$out"
-  $BIN/fairseq-generate "$DATA" "${TASK[@]}" --gen-subset "$subset" \
-    --path "$CKPT/checkpoint_best.pt" --beam 5 --max-len-a 0.1 --max-len-b 10 \
-    --max-tokens 50000 --scoring wer "$@" \
-    --results-path "$out" > "$out/generate_$subset.log" 2>&1 \
-    || { tail -5 "$out/generate_$subset.log" >&2; return 1; }
+  if [ "$DECODER" = stream.py ]; then
+    $BIN/python -m examples.speech_recognition.stream --data "$DATA" --gen-subset "$subset" \
+      --path "$CKPT/checkpoint_best.pt" --beam 5 --threads "$THREADS" "$@" \
+      --results-path "$out" > "$out/generate_$subset.log" 2>&1 \
+      || { tail -5 "$out/generate_$subset.log" >&2; return 1; }
+  else
+    $BIN/fairseq-generate "$DATA" "${TASK[@]}" --gen-subset "$subset" \
+      --path "$CKPT/checkpoint_best.pt" --beam 5 --max-len-a 0.1 --max-len-b 10 \
+      --max-tokens 50000 --scoring wer "$@" \
+      --results-path "$out" > "$out/generate_$subset.log" 2>&1 \
+      || { tail -5 "$out/generate_$subset.log" >&2; return 1; }
+  fi
   grep -E "^Generate $subset with" "$out/generate-$subset.txt" | grep -oE "WER: [0-9.]+" | cut -c6-
 }
 
@@ -177,7 +187,7 @@ if [ "$LM_MINUTES" != 0 ]; then
     || { echo "train_speech_lm failed; see $LOGS/train_lm.log"; tail -5 "$LOGS/train_lm.log"
          exit 1; }
   grep -E "\| valid on" "$LOGS/train_lm.log" | tail -1 | sed -E 's/^[0-9: -]+\| INFO \| //'
-  stage "language model weight: fairseq-generate on dev, --lm-weight 0 $LM_WEIGHTS"
+  stage "language model weight: $DECODER on dev, --lm-weight 0 $LM_WEIGHTS"
   best=$(generate dev "$RESULTS/dev_lm0") || exit 1
   base=$best
   echo "dev WER ${best} without the LM"
@@ -192,7 +202,7 @@ if [ "$LM_MINUTES" != 0 ]; then
   echo "$lm_summary"
 fi
 
-stage "evaluate: fairseq-generate --scoring wer on the held-out voices and the real speech"
+stage "evaluate: $DECODER, WER on the held-out voices and the real speech"
 t0=$(now)
 summary=()
 for subset in "${TEST_SETS[@]}"; do

@@ -4,8 +4,10 @@ forward of an ``s2t_durnn_ctc`` checkpoint; stdin, refusals, and the manifest mo
 fairseq-generate output."""
 import io
 import math
+import os
 import re
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -14,7 +16,8 @@ import soundfile as sf
 import torch
 
 import speech_runs
-from examples.speech_recognition import features, stream, wer_by_voice
+from examples.speech_recognition import features, stream, train_speech_lm, wer_by_voice
+from fairseq_runs import REPO
 
 
 def pushed(samples: torch.Tensor, chunk: int) -> np.ndarray:
@@ -48,6 +51,11 @@ TINY_CTC = ["--arch", "s2t_durnn_ctc", "--conv-channels", "16", "--conv-kernel-s
             "--encoder-hidden-size", "16", "--dropout", "0"]
 needs_speech = pytest.mark.skipif(bool(speech_runs.prepare_speech.synthesize.missing_tools()),
                                   reason="needs flite, espeak-ng and sox (apt-get)")
+
+
+def trained(test):
+    """A test of the command line: the corpus, and a checkpoint trained by fairseq-train."""
+    return needs_speech(pytest.mark.slow(test))
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +106,7 @@ def run(argv, capsys, stdin=None, monkeypatch=None):
     return status, out.splitlines(), [line for line in err.splitlines() if "error" in line]
 
 
-@needs_speech
+@trained
 @pytest.mark.parametrize("chunk_ms", [10, 30, 100])
 def test_chunked_cli_equals_the_offline_forward(ctc_checkpoint, recogniser, wav, chunk_ms,
                                                 tmp_path, capsys):
@@ -118,7 +126,7 @@ def test_chunked_cli_equals_the_offline_forward(ctc_checkpoint, recogniser, wav,
     assert partial[-1].split(": ", 1)[1] == text
 
 
-@needs_speech
+@trained
 def test_another_rate_and_channels_are_averaged_and_resampled_first(recogniser, ctc_checkpoint,
                                                                      wav, tmp_path, capsys):
     samples, _ = sf.read(wav)
@@ -129,7 +137,7 @@ def test_another_rate_and_channels_are_averaged_and_resampled_first(recogniser, 
     assert status == 0 and out == [f"final: {text}"]
 
 
-@needs_speech
+@trained
 def test_stdin_pcm_gives_what_the_file_gives(ctc_checkpoint, wav, capsys, monkeypatch):
     from_file = run([wav, "--path", ctc_checkpoint, "--chunk-ms", 30], capsys)
     pcm = sf.read(wav, dtype="int16")[0].astype("<i2").tobytes()
@@ -137,7 +145,7 @@ def test_stdin_pcm_gives_what_the_file_gives(ctc_checkpoint, wav, capsys, monkey
     assert from_stdin == from_file and from_file[0] == 0 and len(from_file[1]) >= 3
 
 
-@needs_speech
+@trained
 @pytest.mark.parametrize("pcm, problem", [(b"", "no samples on stdin"),
                                           (b"\x01\x02\x03", "3 bytes, an odd number")])
 def test_empty_or_odd_stdin_is_refused_in_one_line(ctc_checkpoint, pcm, problem, capsys,
@@ -146,7 +154,7 @@ def test_empty_or_odd_stdin_is_refused_in_one_line(ctc_checkpoint, pcm, problem,
     assert status == 2 and len(err) == 1 and f"AUDIO '-': {problem}; must be raw 16-bit" in err[0]
 
 
-@needs_speech
+@trained
 @pytest.mark.parametrize("chunk_ms", [0, -10, 15, 105])
 def test_a_chunk_that_is_not_a_positive_multiple_of_10_ms_is_refused(ctc_checkpoint, wav,
                                                                      chunk_ms, capsys):
@@ -156,7 +164,7 @@ def test_a_chunk_that_is_not_a_positive_multiple_of_10_ms_is_refused(ctc_checkpo
         "frame shift), e.g. 10, 40, 100"]
 
 
-@needs_speech
+@trained
 def test_unreadable_or_empty_audio_is_refused_in_one_line(ctc_checkpoint, tmp_path, capsys):
     (tmp_path / "text.wav").write_text("not audio")
     sf.write(tmp_path / "empty.wav", np.zeros(0), 16000)
@@ -167,7 +175,7 @@ def test_unreadable_or_empty_audio_is_refused_in_one_line(ctc_checkpoint, tmp_pa
         assert f"AUDIO '{tmp_path / name}': " in err[0] and problem in err[0]
 
 
-@needs_speech
+@trained
 def test_a_config_with_utterance_cmvn_is_refused_in_one_line(data, ctc_checkpoint, wav,
                                                              tmp_path, capsys):
     other = tmp_path / "data"
@@ -181,7 +189,7 @@ def test_a_config_with_utterance_cmvn_is_refused_in_one_line(data, ctc_checkpoin
         "train with --config-yaml config_gcmvn.yaml)"]
 
 
-@needs_speech
+@trained
 def test_a_checkpoint_without_a_stream_is_refused_in_one_line(checkpoint, wav, capsys):
     status, out, err = run([wav, "--path", checkpoint], capsys)
     assert status == 2 and out == [] and len(err) == 1
@@ -197,7 +205,7 @@ def test_the_streaming_front_end_computes_the_feature_files(data):
         np.testing.assert_allclose(frames, np.load(data / row["audio"]), rtol=1e-6, atol=1e-5)
 
 
-@needs_speech
+@trained
 def test_manifest_mode_writes_what_wer_by_voice_and_run_digits_read(data, ctc_checkpoint,
                                                                     recogniser, tmp_path,
                                                                     capsys):
@@ -230,3 +238,56 @@ def test_manifest_mode_writes_what_wer_by_voice_and_run_digits_read(data, ctc_ch
         _, out, _ = run([data.parent / "wav" / f"{row['id']}.wav", "--path", ctc_checkpoint,
                          "--quiet"], capsys)
         assert out == [f"final: {pairs[i][1]}"]
+
+
+@pytest.fixture(scope="module")
+def lm(data, tmp_path_factory):
+    """A tiny durnn_lm in the recogniser's pieces (train_speech_lm.py)."""
+    save_dir = tmp_path_factory.mktemp("lm")
+    train_speech_lm.main(["--data", str(data), "--save-dir", str(save_dir), "--max-update", "40",
+                          "--", "--embed-dim", "16", "--hidden-size", "32", "--short-size", "8",
+                          "--num-layers", "1", "--dropout", "0", "--embed-dropout", "0",
+                          "--lr", "0.01"])
+    return save_dir / "checkpoint_last.pt"
+
+
+@trained
+def test_the_lm_options_reach_the_beam_search(data, ctc_checkpoint, lm, tmp_path, capsys):
+    def hypotheses(*options):
+        results = tmp_path / "-".join(map(str, options))
+        status, _, _ = run(["--manifest", data / "test_digits.tsv", "--path", ctc_checkpoint,
+                            "--beam", 4, *options, "--results-path", results], capsys)
+        assert status == 0
+        text = (results / "generate-test_digits.txt").read_text()
+        return [line.split("\t")[2] for line in text.splitlines() if line.startswith("D-")]
+
+    plain = hypotheses()
+    assert hypotheses("--lm-path", lm, "--lm-weight", 0) == plain
+    assert hypotheses("--lm-path", lm, "--lm-weight", 3) != plain
+    status, _, err = run(["--manifest", data / "test_digits.tsv", "--path", ctc_checkpoint,
+                          "--lm-path", lm, "--results-path", tmp_path], capsys)
+    assert status == 2 and err == ["stream.py: error: --lm-path: fusion needs the beam search; "
+                                   "must come with --beam 2 or more"]
+
+
+@trained
+def test_run_digits_evaluates_an_s2t_durnn_ctc_checkpoint_with_stream_py(data, ctc_checkpoint,
+                                                                        tmp_path):
+    work = tmp_path / "work"
+    (work / "checkpoints").mkdir(parents=True)
+    shutil.copy(ctc_checkpoint, work / "checkpoints" / "checkpoint_best.pt")
+    env = {**os.environ, "ARCH": "s2t_durnn_ctc_s", "PREPARE": "0", "TRAIN_MINUTES": "0",
+           "LM_MINUTES": "0", "REAL_DEV": "0", "THREADS": "1", "VENV": str(REPO / ".venv"),
+           "WORK": str(work), "DATA": str(data)}
+    done = subprocess.run(["bash", str(REPO / "examples" / "speech_recognition" /
+                                       "run_digits.sh")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "== evaluate: stream.py, WER on the held-out voices" in done.stdout
+    generated = (work / "results" / "generate-test_digits.txt").read_text()
+    total = generated.splitlines()[-1]
+    assert re.fullmatch(r"Generate test_digits with beam=5: WER: [0-9.]+", total)
+    summary = (work / "results.txt").read_text().splitlines()
+    row = summary.index(f"test_digits (fairseq-generate: {total.split(': ', 1)[1]}):")
+    voices = sorted(line.split()[0] for line in summary[row + 1:row + 3])
+    assert voices == sorted(speech_runs.TEST_VOICES) and summary[row + 3].split()[0] == "all"
