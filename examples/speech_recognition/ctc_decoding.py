@@ -32,7 +32,8 @@ state after the last frame, so any chunking of the same frames gives the same id
   stack states concatenated on the batch dimension, see :mod:`.recurrent_decoder`).
 """
 import math
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+import weakref
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 from fairseq.data import Dictionary
@@ -41,7 +42,6 @@ from durnn_plugin.errors import check, check_positive_int
 from examples.speech_recognition.transcribe import load_language_model
 
 NEG_INF = float("-inf")
-Prefix = Tuple[int, ...]
 
 
 def logaddexp(a: float, b: float) -> float:
@@ -86,6 +86,31 @@ class GreedyCTC:
         ids = self.ids
         self.reset()
         return ids
+
+
+class Prefix:
+    """A node of the tree of prefixes: ``token`` appended to ``parent`` (the root, the empty
+    prefix, has neither). Equal prefixes are one node (:meth:`child`), so prefixes are compared
+    and hashed by identity, in a time that does not grow with their length; a node lives while
+    the beam holds it or one of its extensions."""
+    __slots__ = ("parent", "token", "children", "__weakref__")
+
+    def __init__(self, parent: Optional["Prefix"] = None, token: int = -1):
+        self.parent, self.token = parent, token
+        self.children: "weakref.WeakValueDictionary[int, Prefix]" = weakref.WeakValueDictionary()
+
+    def child(self, token: int) -> "Prefix":
+        node = self.children.get(token)
+        if node is None:
+            node = self.children[token] = Prefix(self, token)
+        return node
+
+    def ids(self) -> List[int]:
+        out, node = [], self
+        while node.parent is not None:
+            out.append(node.token)
+            node = node.parent
+        return out[::-1]
 
 
 class LMState(NamedTuple):
@@ -169,8 +194,9 @@ class PrefixBeamCTC:
     def reset(self) -> None:
         # prefix -> [log p_b, log p_nb, lm_weight log p_LM(prefix) + token_bonus |prefix|],
         # best first
-        self.hyps: Dict[Prefix, List[float]] = {(): [0.0, NEG_INF, 0.0]}
-        self.lm_states: Dict[Prefix, LMState] = {(): self.lm.initial} if self.lm else {}
+        root = Prefix()
+        self.hyps: Dict[Prefix, List[float]] = {root: [0.0, NEG_INF, 0.0]}
+        self.lm_states: Dict[Prefix, LMState] = {root: self.lm.initial} if self.lm else {}
 
     def push(self, lprobs: torch.Tensor) -> List[int]:
         """``lprobs (t, V)`` -> the ids of the best prefix so far."""
@@ -180,7 +206,7 @@ class PrefixBeamCTC:
                              f"dictionary ({self.lm.size}), the recogniser's")
         for y, row, allowed in zip(lprobs, lprobs.tolist(), self.allowed(lprobs)):
             self.step(y, row, allowed)
-        return list(next(iter(self.hyps)))
+        return next(iter(self.hyps)).ids()
 
     def finish(self) -> List[int]:
         """The best prefix with the LM's ``</s>`` added; the decoder starts afresh."""
@@ -191,7 +217,7 @@ class PrefixBeamCTC:
             return logaddexp(p_b, p_nb) + fused + end
         best = max(self.hyps, key=final)
         self.reset()
-        return list(best)
+        return best.ids()
 
     def allowed(self, lprobs: torch.Tensor) -> torch.Tensor:
         """``(t, V)`` mask of the tokens that pass pruning in each frame of ``lprobs (t, V)``
@@ -211,7 +237,7 @@ class PrefixBeamCTC:
         an extension of another) are summed term by term."""
         prefixes, hyps = list(self.hyps), list(self.hyps.values())
         p_b, p_nb, fused = (torch.tensor(v, dtype=torch.float64) for v in zip(*hyps))
-        last = torch.tensor([p[-1] if p else -1 for p in prefixes])
+        last = torch.tensor([p.token for p in prefixes])
         total = torch.logaddexp(p_b, p_nb)
         # log p_nb(l+c) of the alignments that reach l+c from l in this frame, and its fused part
         acoustic = torch.where(torch.arange(len(row))[None] == last[:, None], p_b[:, None],
@@ -224,8 +250,8 @@ class PrefixBeamCTC:
 
         # prefix i = prefix parents[i] + (c,): that extension merges into prefix i
         index = {p: i for i, p in enumerate(prefixes)}
-        merged = [(i, index[p[:-1]], p[-1]) for i, p in enumerate(prefixes)
-                  if p and p[:-1] in index]
+        merged = [(i, index[p.parent], p.token) for i, p in enumerate(prefixes)
+                  if p.parent in index]
         merged_nb = {}
         if merged:
             into, parents, tokens = (torch.tensor(v) for v in zip(*merged))
@@ -234,7 +260,7 @@ class PrefixBeamCTC:
             score[parents, tokens] = NEG_INF
         new: Dict[Prefix, List[float]] = {}
         for i, (prefix, hyp, total_i) in enumerate(zip(prefixes, hyps, total.tolist())):
-            stay_nb = hyp[1] + row[prefix[-1]] if prefix else NEG_INF
+            stay_nb = hyp[1] + row[prefix.token] if prefix.parent is not None else NEG_INF
             new[prefix] = [total_i + row[self.blank],
                            logaddexp(stay_nb, merged_nb.get(i, NEG_INF)), hyp[2]]
         best, flat = score.flatten().topk(min(self.beam, score.numel()))
@@ -242,7 +268,7 @@ class PrefixBeamCTC:
         for k, nb, f in zip(flat.tolist(), acoustic.flatten()[flat].tolist(),
                             fusion.flatten()[flat].tolist()):
             parent, c = divmod(k, len(row))
-            new[prefixes[parent] + (c,)] = [NEG_INF, nb, f]
+            new[prefixes[parent].child(c)] = [NEG_INF, nb, f]
         kept = sorted(new.items(), key=lambda kv: logaddexp(kv[1][0], kv[1][1]) + kv[1][2],
                       reverse=True)[:self.beam]
         self.hyps = dict(kept)
@@ -254,6 +280,6 @@ class PrefixBeamCTC:
         previous beam) from one batched LM step, the others as they were."""
         new = [p for p in prefixes if p not in self.lm_states]
         if new:
-            states = self.lm.extend([self.lm_states[p[:-1]] for p in new], [p[-1] for p in new])
+            states = self.lm.extend([self.lm_states[p.parent] for p in new], [p.token for p in new])
             self.lm_states.update(zip(new, states))
         return {p: self.lm_states[p] for p in prefixes}

@@ -1,6 +1,7 @@
 """The streaming recogniser's CTC decoders (examples/speech_recognition/ctc_decoding.py): greedy
 and prefix beam search against brute force over all alignments, any chunking giving the same
 ids, and shallow fusion with a durnn_lm built (or briefly trained) here."""
+import gc
 import itertools
 import math
 from types import SimpleNamespace
@@ -11,7 +12,7 @@ from fairseq.data import Dictionary
 
 from durnn_plugin.errors import InvalidOptionError
 from durnn_plugin.models.durnn_lm import DuRNNLanguageModel, DuRNNLanguageModelConfig
-from examples.speech_recognition.ctc_decoding import GreedyCTC, LMScorer, PrefixBeamCTC
+from examples.speech_recognition.ctc_decoding import GreedyCTC, LMScorer, Prefix, PrefixBeamCTC
 from fairseq_runs import TINY_MODEL, preprocess_lm, train_lm
 
 TOKENS = ["a", "b", "c"]  # ids 4, 5, 6 after fairseq's <s> (the blank), <pad>, </s>, <unk>
@@ -151,6 +152,19 @@ def test_prefix_beam_search_gives_the_same_ids_for_any_chunking(fused, scorer):
         assert all(ids == first[min(n, 50)] for n, ids in partial.items())
     assert final == PrefixBeamCTC(beam=4, **lm).push(lprobs)  # push returns the best so far
     assert whole.push(lprobs[:0]) == []  # finish() started afresh
+
+
+def test_only_the_prefixes_of_the_beam_and_their_ancestors_stay_in_memory():
+    decoder = PrefixBeamCTC(beam=4)
+    decoder.push(random_lprobs(300, 7, seed=4))
+    kept = set()
+    for node in decoder.hyps:
+        while node is not None:
+            kept.add(node)
+            node = node.parent
+    gc.collect()
+    assert sum(isinstance(o, Prefix) for o in gc.get_objects()) == len(kept)
+    assert max(len(n.ids()) for n in decoder.hyps) > 50  # a long search, many branches dropped
 
 
 def test_pruning_only_drops_tokens_outside_the_threshold_and_top_k():
