@@ -25,7 +25,9 @@ state after the last frame, so any chunking of the same frames gives the same id
   (and, with ``prune_top_k``, among the ``k`` most probable, ties at the k-th kept): without
   the LM and the token bonus, a pruned extension of ``l`` adds at least ``prune_threshold -
   log 2`` less than one that is kept (``l`` itself, or ``l`` extended by the frame's best
-  token). The blank and repeat terms always use the frame's full ``y``.
+  token). The blank and repeat terms always use the frame's full ``y``. Beam 1 keeps one
+  prefix with all its alignments, not the best path: it equals :class:`GreedyCTC` where every
+  frame's most probable token has probability above 3/4, and may differ on flatter frames.
 * :class:`LMScorer`: shallow fusion with a ``durnn_lm`` (``train_speech_lm.py``) in the
   recogniser's dictionary: the prefixes that enter the beam in a frame get their LM state and
   next-token log-probabilities in one batched incremental step of the LM (their parents'
