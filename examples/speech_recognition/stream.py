@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Streaming speech recognition with an ``s2t_durnn_ctc`` checkpoint: the transcript grows while
-the audio arrives, with constant work per chunk.
+the audio arrives, with constant work per frame (a state instead of a growing context).
 
     python -m examples.speech_recognition.stream --path CKPT [--data DATA] AUDIO
     arecord -q -f S16_LE -r 16000 -c 1 -t raw | \\
@@ -9,19 +9,23 @@ the audio arrives, with constant work per chunk.
         --results-path R
 
 ``AUDIO``: a WAV or FLAC file (anything soundfile reads), or ``-``: raw 16-bit little-endian
-mono 16 kHz PCM on stdin. A 16 kHz mono file is read in blocks of ``--chunk-ms`` (soundfile's
-``blocks``), as a stream; a file at another rate, or with several channels, is read whole
-first (channels averaged, resampled to 16 kHz by torchaudio: :func:`features.load_audio`,
-without its peak normalisation) and then streamed in the same chunks. Every chunk goes
-through the front end of training: 80-dim Kaldi filterbanks, each 25 ms window as soon as it
-is complete (:class:`features.StreamingFbank`, which keeps the samples of the windows still
-open), the feature transforms that the checkpoint's data config (``config_gcmvn.yaml``) names
-for a non-training split, which must act on each frame alone (``global_cmvn``; a config with
-``utterance_cmvn``, which needs the whole utterance, is refused), then ``model.stream`` with
-the model's state carried from chunk to chunk, and a CTC decoder
-(:mod:`.ctc_decoding`: ``--beam 1`` best path, else the prefix beam search, fused with the
-language model ``--lm-path`` at ``--lm-weight``). Pieces are joined by the data's
-sentencepiece model (``config.yaml``'s ``bpe_tokenizer``).
+mono 16 kHz PCM on stdin (e.g. from a microphone, as above). A 16 kHz mono file is read in
+blocks of ``--chunk-ms`` (soundfile's ``blocks``), as a stream; a file at another rate, or with
+several channels, is read whole first (channels averaged, resampled to 16 kHz by torchaudio:
+:func:`features.load_audio` without its peak normalisation) and then streamed in the same
+chunks. Every chunk goes through the front end of training: 80-dim Kaldi filterbanks, each 25 ms
+window as soon as it is complete (:class:`features.StreamingFbank`, which keeps the samples of
+the windows still open; the frames of ``features.fbank`` of the whole file, up to fp32
+rounding), the feature transforms that the checkpoint's data config (``config_gcmvn.yaml``)
+names for a non-training split, which must act on each frame alone (``global_cmvn``; a config
+with ``utterance_cmvn``, which needs the whole utterance, is refused), then ``model.stream``
+with the model's state carried from chunk to chunk, and a CTC decoder (:mod:`.ctc_decoding`:
+``--beam 1`` best path, else the prefix beam search, fused with the language model ``--lm-path``
+at ``--lm-weight``, which needs ``--beam`` 2 or more). Pieces are joined by the data's
+sentencepiece model (the config's ``bpe_tokenizer``). ``--data``: the data directory with the
+config, dictionary and sentencepiece model (default: the one the checkpoint was trained on);
+``--chunk-ms``: audio per chunk (default 100; a positive multiple of 10 ms, the frame shift);
+``--threads``: torch's CPU threads (default 1).
 
 Output on stdout, one line each::
 
@@ -32,7 +36,9 @@ Output on stdout, one line each::
 ``partial <t>s: <text>`` whenever the best transcript changes, ``t`` the audio read so far
 (seconds); ``final: <text>`` at the end of the audio (after the decoder's end of utterance: the
 LM's ``</s>``). ``--quiet``: the final line only. ``--save-lprobs F.npy``: also save the
-model's log-probabilities ``(T, V)`` of every output frame (40 ms each).
+model's log-probabilities ``(T, V)`` of every output frame (one per 40 ms with two stride-2
+convolutions). Audio shorter than one 25 ms window has no frame: ``final:`` with no words.
+Log messages go to stderr.
 
 Manifest mode (``--manifest DATA/SPLIT.tsv``, or ``--gen-subset SPLIT`` with ``--data``):
 every row the task keeps (the rows ``fairseq-generate`` would decode, checked by
@@ -303,6 +309,12 @@ def check_options(args) -> Tuple[Optional[str], Optional[str]]:
     if split is not None and (args.audio is not None or not args.results_path):
         raise ValueError("--manifest/--gen-subset: decodes a split into --results-path DIR; "
                          "must come with --results-path and without AUDIO")
+    for option, value, mode in (("--offline", args.offline, split is not None),
+                                ("--results-path", args.results_path, split is not None),
+                                ("--save-lprobs", args.save_lprobs, split is None)):
+        if value and not mode:
+            needs = "--manifest or --gen-subset" if option != "--save-lprobs" else "AUDIO"
+            raise ValueError(f"{option}: belongs to the other mode; must come with {needs}")
     audio = [args.audio] if split is None and args.audio != STDIN else []
     check_inputs(audio, args.path, data, args.lm_path)
     return data, split

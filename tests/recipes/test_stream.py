@@ -291,3 +291,17 @@ def test_run_digits_evaluates_an_s2t_durnn_ctc_checkpoint_with_stream_py(data, c
     row = summary.index(f"test_digits (fairseq-generate: {total.split(': ', 1)[1]}):")
     voices = sorted(line.split()[0] for line in summary[row + 1:row + 3])
     assert voices == sorted(speech_runs.TEST_VOICES) and summary[row + 3].split()[0] == "all"
+
+
+@trained
+@pytest.mark.parametrize("options, message", [
+    (["--offline"], "--offline: belongs to the other mode; must come with --manifest or "
+                    "--gen-subset"),
+    (["--results-path", "r"], "--results-path: belongs to the other mode; must come with "
+                              "--manifest or --gen-subset"),
+    (["--lm-weight", "0.5"], "--lm-weight 0.5: needs --lm-path"),
+    (["--beam", "0"], "--beam 0: must be 1 (best path) or more (beam search)")])
+def test_options_of_the_other_mode_are_refused_in_one_line(ctc_checkpoint, wav, options,
+                                                           message, capsys):
+    status, out, err = run([wav, "--path", ctc_checkpoint, *options], capsys)
+    assert status == 2 and out == [] and err == [f"stream.py: error: {message}"]
