@@ -158,8 +158,10 @@ arch=$(grep -oE "arch='[^']+'" "$LOGS/train.log" | head -1 | cut -d"'" -f2 || tr
 # generate SUBSET OUT [options]: fairseq-generate --scoring wer into OUT/generate-SUBSET.txt;
 # prints its WER. An s2t_durnn_ctc model (encoder only, which fairseq-generate cannot decode) is
 # decoded by stream.py's manifest mode instead: every row through the chunked stream (100 ms
-# chunks), CTC prefix beam search, the same options and the same output format.
-if [[ $ARCH == s2t_durnn_ctc* ]]; then DECODER=stream.py; else DECODER=fairseq-generate; fi
+# chunks), CTC prefix beam search, the same options and the same output format. The model is the
+# one the training log names, else ARCH.
+if [[ ${arch:-$ARCH} == s2t_durnn_ctc* ]]; then DECODER=stream.py; else DECODER=fairseq-generate
+fi
 generate() {
   local subset=$1 out=$2; shift 2
   mkdir -p "$out"
