@@ -164,6 +164,7 @@ class StreamingRecogniser:
         return CompositeAudioFeatureTransform.from_config_dict(cfg)
 
     def decoder(self):
+        """A new CTC decoder: best path for beam 1 without an LM, else the prefix beam search."""
         if self.beam == 1 and self.lm is None:
             return GreedyCTC(blank=self.dictionary.bos())
         return PrefixBeamCTC(self.beam, blank=self.dictionary.bos(), lm=self.lm,
@@ -181,23 +182,12 @@ class StreamingRecogniser:
             pieces = self.bpe.decode(pieces)
         return self.tokenizer.decode(pieces) if self.tokenizer is not None else pieces
 
-    @torch.no_grad()
-    def decode(self, chunks: Iterable[torch.Tensor]) -> Iterator[Tuple[torch.Tensor, List[int]]]:
-        """Normalised feature chunks ``(t, F)`` (t >= 0) -> per chunk, the log-probabilities
-        of the output frames it completes ``(t', V)`` and the best ids so far; after the last
-        chunk, ``(empty, final ids)``. The model's and the decoder's states are carried from
-        chunk to chunk."""
-        state, decoder = self.model.start_stream(1), self.decoder()
-        vocab = len(self.dictionary)
-        for feats in chunks:
-            lprobs = torch.zeros(0, vocab)
-            if len(feats):
-                lprobs, state = self.model.stream(feats[None], state)
-                lprobs = lprobs[:, 0]
-            yield lprobs, decoder.push(lprobs)
-        yield torch.zeros(0, vocab), decoder.finish()
+    def utterance(self) -> "Utterance":
+        """A new utterance to decode chunk by chunk."""
+        return Utterance(self.model, self.decoder(), len(self.dictionary))
 
-    def feature_chunks(self, blocks: Iterable[torch.Tensor]) -> Iterator[Tuple[int, torch.Tensor]]:
+    def feature_chunks(self, blocks: Iterable[torch.Tensor]
+                       ) -> Iterator[Tuple[int, torch.Tensor]]:
         """Sample blocks -> ``(samples read so far, normalised frames (t, 80))`` per block."""
         fbank, read = features.StreamingFbank(), 0
         for samples in blocks:
@@ -205,26 +195,46 @@ class StreamingRecogniser:
             yield read, torch.from_numpy(self.transforms(fbank.push(samples)))
 
 
+class Utterance:
+    """One utterance being decoded: the model's stream state and the decoder's, both carried
+    from chunk to chunk."""
+
+    def __init__(self, model, decoder, vocab: int):
+        self.model, self.decoder, self.vocab = model, decoder, vocab
+        self.state = model.start_stream(1)
+
+    @torch.no_grad()
+    def push(self, feats: torch.Tensor) -> Tuple[torch.Tensor, List[int]]:
+        """Normalised frames ``(t, F)`` (t >= 0) -> the log-probabilities of the output frames
+        they complete ``(t', V)`` and the best ids so far."""
+        lprobs = torch.zeros(0, self.vocab)
+        if len(feats):
+            lprobs, self.state = self.model.stream(feats[None], self.state)
+            lprobs = lprobs[:, 0]
+        return lprobs, self.decoder.push(lprobs)
+
+    def finish(self) -> List[int]:
+        """The final ids (the decoder's end of utterance)."""
+        return self.decoder.finish()
+
+
 def stream_audio(recogniser: StreamingRecogniser, blocks: Iterable[torch.Tensor],
                  quiet: bool = False, out=None) -> Tuple[str, torch.Tensor]:
     """Decode a stream of sample blocks, printing partial and final lines (module docstring) to
     ``out`` (default: stdout); returns the final text and the log-probabilities ``(T, V)`` of
     every output frame."""
-    out, read = out or sys.stdout, [0]
-
-    def chunks():
-        for read[0], feats in recogniser.feature_chunks(blocks):
-            yield feats
-
-    shown, outputs = "", []
-    for lprobs, ids in recogniser.decode(chunks()):
+    out = out or sys.stdout
+    utterance, shown, outputs = recogniser.utterance(), "", []
+    for read, feats in recogniser.feature_chunks(blocks):
+        lprobs, ids = utterance.push(feats)
         outputs.append(lprobs)
         text = recogniser.text(recogniser.pieces(ids))
         if text != shown and not quiet:
-            print(f"partial {read[0] / features.SAMPLE_RATE:.2f}s: {text}", file=out, flush=True)
+            print(f"partial {read / features.SAMPLE_RATE:.2f}s: {text}", file=out, flush=True)
         shown = text
-    print(f"final: {shown}", file=out, flush=True)
-    return shown, torch.cat(outputs)
+    final = recogniser.text(recogniser.pieces(utterance.finish()))
+    print(f"final: {final}", file=out, flush=True)
+    return final, torch.cat(outputs) if outputs else torch.zeros(0, utterance.vocab)
 
 
 def ctc_score(lprobs: torch.Tensor, ids: List[int], blank: int) -> float:
@@ -250,16 +260,16 @@ def decode_manifest(recogniser: StreamingRecogniser, split: str, frames_per_chun
         for i in range(len(dataset)):
             item = dataset[i]
             feats = item.source.float()
+            utterance = recogniser.utterance()
             if offline:
                 with torch.no_grad():
                     lprobs = recogniser.model.ctc_log_probs(
                         feats[None], torch.tensor([len(feats)]))[0][:, 0]
-                decoder = recogniser.decoder()
-                decoder.push(lprobs)
-                ids = decoder.finish()
+                utterance.decoder.push(lprobs)
             else:
-                steps = list(recogniser.decode(feats.split(frames_per_chunk)))
-                lprobs, ids = torch.cat([s[0] for s in steps]), steps[-1][1]
+                lprobs = torch.cat([utterance.push(chunk)[0]
+                                    for chunk in feats.split(frames_per_chunk)])
+            ids = utterance.finish()
             reference = recogniser.text(recogniser.dictionary.string(item.target,
                                                                      escape_unk=True))
             pieces = recogniser.pieces(ids)
