@@ -312,3 +312,11 @@ def test_options_of_the_other_mode_are_refused_in_one_line(ctc_checkpoint, wav, 
                                                            message, capsys):
     status, out, err = run([wav, "--path", ctc_checkpoint, *options], capsys)
     assert status == 2 and out == [] and err == [f"stream.py: error: {message}"]
+
+
+@trained
+def test_pad_and_end_of_sentence_are_dropped_from_the_pieces(recogniser):
+    d = recogniser.dictionary
+    piece = d.index("▁two") if "▁two" in d.symbols else 4
+    assert recogniser.pieces([d.pad(), piece, d.eos(), piece, d.pad()]) == \
+        f"{d[piece]} {d[piece]}"
