@@ -320,3 +320,22 @@ def test_pad_and_end_of_sentence_are_dropped_from_the_pieces(recogniser):
     piece = d.index("▁two") if "▁two" in d.symbols else 4
     assert recogniser.pieces([d.pad(), piece, d.eos(), piece, d.pad()]) == \
         f"{d[piece]} {d[piece]}"
+
+
+@trained
+def test_the_streaming_benchmark_prints_its_table(ctc_checkpoint, checkpoint, wav):
+    """examples/benchmarks/stream_speed.py end to end on tiny models: a row per recogniser and
+    length, the streaming ones with latencies."""
+    out = subprocess.run(
+        [sys.executable, "-m", "examples.benchmarks.stream_speed", "--path", str(ctc_checkpoint),
+         "--offline-path", str(checkpoint), "--audio", str(wav), "--seconds", "0.5,1.5",
+         "--threads", "1", "--beam", "3"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if re.match(r"^\| 1 \| ", line)]
+    table = rows[len(rows) // 2:]  # the rows are printed as they come, then as a table
+    assert [r.split(" | ")[1:3] for r in table] == [
+        ["streaming, best path", "0.5"], ["streaming, best path", "1.5"],
+        ["streaming, beam 3", "0.5"], ["streaming, beam 3", "1.5"],
+        ["offline `s2t_durnn`, beam 5", "0.5"], ["offline `s2t_durnn`, beam 5", "1.5"]]
+    assert all(float(r.split(" | ")[3]) > 0 for r in table)  # a real-time factor was measured
