@@ -8,8 +8,8 @@ from typing import Callable
 import torch
 
 
-def machine_name(device: str = "cpu") -> str:
-    """GPU name for CUDA; otherwise the CPU model and torch's thread count."""
+def machine_name(device: str = "cpu", threads: bool = True) -> str:
+    """GPU name for CUDA; otherwise the CPU model and (``threads``) torch's thread count."""
     if device == "cuda":
         return torch.cuda.get_device_name()
     name = platform.processor() or platform.machine()
@@ -20,11 +20,11 @@ def machine_name(device: str = "cpu") -> str:
                 break
     except OSError:
         pass
-    return f"{name}, {torch.get_num_threads()} torch threads"
+    return f"{name}, {torch.get_num_threads()} torch threads" if threads else name
 
 
-def header(device: str) -> str:
-    return (f"{machine_name(device)}, torch {torch.__version__}, "
+def header(device: str, threads: bool = True) -> str:
+    return (f"{machine_name(device, threads)}, torch {torch.__version__}, "
             f"{datetime.date.today().isoformat()}")
 
 

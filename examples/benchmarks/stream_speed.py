@@ -151,7 +151,8 @@ def main(argv=None):
                                 f"{r['memory']:.1f} |")
                     print(rows[-1], flush=True)
     print()
-    print(f"{header('cpu')}; chunks of {args.chunk_ms} ms; audio: {len(paths)} files")
+    print(f"{header('cpu', threads=False)}; chunks of {args.chunk_ms} ms; audio: "
+          f"{len(paths)} files")
     print("| threads | recogniser | seconds of audio | real-time factor | latency median (ms) "
           "| latency p95 (ms) | end of utterance (ms) | memory growth (MB) |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
