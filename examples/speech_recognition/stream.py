@@ -224,11 +224,13 @@ def stream_audio(recogniser: StreamingRecogniser, blocks: Iterable[torch.Tensor]
     ``out`` (default: stdout); returns the final text and the log-probabilities ``(T, V)`` of
     every output frame."""
     out = out or sys.stdout
-    utterance, shown, outputs = recogniser.utterance(), "", []
+    utterance, shown, outputs, best = recogniser.utterance(), "", [], []
     for read, feats in recogniser.feature_chunks(blocks):
         lprobs, ids = utterance.push(feats)
         outputs.append(lprobs)
-        text = recogniser.text(recogniser.pieces(ids))
+        if ids == best:  # no new text: the pieces are joined only when the best ids change
+            continue
+        best, text = ids, recogniser.text(recogniser.pieces(ids))
         if text != shown and not quiet:
             print(f"partial {read / features.SAMPLE_RATE:.2f}s: {text}", file=out, flush=True)
         shown = text
