@@ -72,17 +72,14 @@ def time_stream(recogniser: StreamingRecogniser, samples: torch.Tensor,
     frames = recogniser.feature_chunks(iter(blocks))  # filterbanks computed as each is pulled
     utterance = recogniser.utterance()
     start_mb = peak_mb = resident_mb()
-    latencies, best = [], []
+    latencies = []
     for _ in blocks:
         t0 = time.perf_counter()
-        _, ids = utterance.push(next(frames)[1])
-        if ids != best:  # as stream_audio: the text is made when the best ids change
-            best = ids
-            recogniser.text(recogniser.pieces(ids))
+        utterance.push_text(next(frames)[1])  # as stream_audio: ids, then words when changed
         latencies.append(time.perf_counter() - t0)
         peak_mb = max(peak_mb, resident_mb())
     t0 = time.perf_counter()
-    recogniser.text(recogniser.pieces(utterance.finish()))  # the end of the utterance
+    utterance.text_of(utterance.finish())  # the end of the utterance
     latencies.append(time.perf_counter() - t0)
     seconds = len(samples) / features.SAMPLE_RATE
     per_chunk = latencies[:-1]

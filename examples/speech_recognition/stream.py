@@ -184,7 +184,8 @@ class StreamingRecogniser:
 
     def utterance(self) -> "Utterance":
         """A new utterance to decode chunk by chunk."""
-        return Utterance(self.model, self.decoder(), len(self.dictionary))
+        return Utterance(self.model, self.decoder(), len(self.dictionary),
+                         lambda ids: self.text(self.pieces(ids)))
 
     def feature_chunks(self, blocks: Iterable[torch.Tensor]
                        ) -> Iterator[Tuple[int, torch.Tensor]]:
@@ -197,11 +198,12 @@ class StreamingRecogniser:
 
 class Utterance:
     """One utterance being decoded: the model's stream state and the decoder's, both carried
-    from chunk to chunk."""
+    from chunk to chunk; ``text_of`` turns token ids into words."""
 
-    def __init__(self, model, decoder, vocab: int):
-        self.model, self.decoder, self.vocab = model, decoder, vocab
+    def __init__(self, model, decoder, vocab: int, text_of):
+        self.model, self.decoder, self.vocab, self.text_of = model, decoder, vocab, text_of
         self.state = model.start_stream(1)
+        self.best, self.text = [], ""  # the best ids so far and their words
 
     @torch.no_grad()
     def push(self, feats: torch.Tensor) -> Tuple[torch.Tensor, List[int]]:
@@ -212,6 +214,14 @@ class Utterance:
             lprobs, self.state = self.model.stream(feats[None], self.state)
             lprobs = lprobs[:, 0]
         return lprobs, self.decoder.push(lprobs)
+
+    def push_text(self, feats: torch.Tensor) -> Tuple[torch.Tensor, str]:
+        """As :meth:`push`, with the transcript so far instead of the ids; the pieces are
+        joined only when the best ids change (a chunk that adds none costs no join)."""
+        lprobs, ids = self.push(feats)
+        if ids != self.best:
+            self.best, self.text = ids, self.text_of(ids)
+        return lprobs, self.text
 
     def finish(self) -> List[int]:
         """The final ids (the decoder's end of utterance)."""
@@ -224,17 +234,14 @@ def stream_audio(recogniser: StreamingRecogniser, blocks: Iterable[torch.Tensor]
     ``out`` (default: stdout); returns the final text and the log-probabilities ``(T, V)`` of
     every output frame."""
     out = out or sys.stdout
-    utterance, shown, outputs, best = recogniser.utterance(), "", [], []
+    utterance, shown, outputs = recogniser.utterance(), "", []
     for read, feats in recogniser.feature_chunks(blocks):
-        lprobs, ids = utterance.push(feats)
+        lprobs, text = utterance.push_text(feats)
         outputs.append(lprobs)
-        if ids == best:  # no new text: the pieces are joined only when the best ids change
-            continue
-        best, text = ids, recogniser.text(recogniser.pieces(ids))
         if text != shown and not quiet:
             print(f"partial {read / features.SAMPLE_RATE:.2f}s: {text}", file=out, flush=True)
         shown = text
-    final = recogniser.text(recogniser.pieces(utterance.finish()))
+    final = utterance.text_of(utterance.finish())
     print(f"final: {final}", file=out, flush=True)
     return final, torch.cat(outputs) if outputs else torch.zeros(0, utterance.vocab)
 
